@@ -1,0 +1,83 @@
+"""The terms of AS-IntroVAE as pure functions (../shared/AS_INTROVAE.md, "Terms").
+
+Per-image terms return a (B,) tensor; the caller takes means. Nothing here holds state.
+"""
+import math
+
+import torch
+
+EXPELBO_WEIGHT = 0.25  # L_E weighs the two expELBO terms by 1/4 (Soft-IntroVAE, eq. 6 with alpha = 2)
+HALF = 0.5  # L_D averages the rec and fake terms: 1/2 (K_r + K_f), 1/2 gamma_r (L_rr + L_fr)
+
+
+def image_scale(image_size):
+    """s = 1 / (3 S^2): normalises per-image sums by the number of values in an image."""
+    return 1.0 / (3 * image_size * image_size)
+
+
+def reconstruction_error(a, b):
+    """R(a, b)_i = sum over the pixels of image i of (a - b)^2."""
+    return (a - b).square().flatten(1).sum(1)
+
+
+def kl_divergence(mu, logvar):
+    """KL(q || N(0, I))_i = -1/2 sum_d (1 + logvar - exp(logvar) - mu^2)."""
+    return -0.5 * (1 + logvar - logvar.exp() - mu.square()).sum(1)
+
+
+def squash(mu, logvar):
+    """AS-IntroVAE's tanh on the encoder outputs: (tanh mu, tanh logvar)."""
+    return torch.tanh(mu), torch.tanh(logvar)
+
+
+def gaussian_kernel(m1, v1, m2, v2):
+    """k = exp(-(m1 - m2)^2 / (2 (v1 + v2))) / sqrt(v1 + v2): the overlap of two 1-D Gaussians."""
+    v = v1 + v2
+    return torch.exp(-(m1 - m2).square() / (2 * v)) * torch.rsqrt(v)
+
+
+def as_distance(mu_a, logvar_a, mu_b, logvar_b, reduction="sum"):
+    """AS(A, B) = sum k(A, A') + sum k(B, B') - 2 sum k(A, B), per latent dimension.
+
+    "sum" adds every pair and dimension; "mean" averages each of the three sums instead.
+    Inputs are (B, d) posterior parameters, already squashed by the caller.
+    """
+    var_a, var_b = logvar_a.exp(), logvar_b.exp()
+
+    def cross(m1, v1, m2, v2):  # (B1, B2, d): every pair, every dimension
+        k = gaussian_kernel(m1[:, None], v1[:, None], m2[None], v2[None])
+        return k.sum() if reduction == "sum" else k.mean()
+
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+    return (cross(mu_a, var_a, mu_a, var_a) + cross(mu_b, var_b, mu_b, var_b)
+            - 2 * cross(mu_a, var_a, mu_b, var_b))
+
+
+def transition_coefficient(t, total, method="as"):
+    """c(t) = min(1, tanh(5 t / T)); Soft-IntroVAE is c = 1 throughout."""
+    if method == "soft":
+        return 1.0
+    return min(1.0, math.tanh(5.0 * t / max(total, 1)))
+
+
+def exp_elbo(rec_err, kl, dist, beta_rec, beta_neg, c, scale):
+    """expELBO = mean_i exp(-2 s (beta_rec r_i + beta_neg (c kl_i + (1 - c) dist)))."""
+    neg_elbo = beta_rec * rec_err + beta_neg * (c * kl + (1 - c) * dist)
+    return torch.exp(-2 * scale * neg_elbo).mean()
+
+
+def encoder_loss(l_rec, l_kl, exp_elbo_r, exp_elbo_f, beta_rec, beta_kl, scale):
+    """L_E = s (beta_rec L_rec + beta_kl L_kl) + 1/4 (expELBO_r + expELBO_f)."""
+    return scale * (beta_rec * l_rec + beta_kl * l_kl) + EXPELBO_WEIGHT * (exp_elbo_r + exp_elbo_f)
+
+
+def decoder_loss(l_rec, kl_r, kl_f, dist, beta_rec, beta_kl, c, scale, gamma_r=0.0, l_rr=None, l_fr=None):
+    """L_D = s (beta_rec L_rec + 1/2 beta_kl (c (K_r + K_f) + (1 - c) dist) + 1/2 gamma_r beta_rec (L_rr + L_fr)).
+
+    L_rr and L_fr may be left out (None) when gamma_r = 0: then they are never computed.
+    """
+    loss = beta_rec * l_rec + HALF * beta_kl * (c * (kl_r + kl_f) + (1 - c) * dist)
+    if l_rr is not None:
+        loss = loss + HALF * gamma_r * beta_rec * (l_rr + l_fr)
+    return scale * loss

@@ -1,0 +1,127 @@
+"""Encoder and decoder of AS-IntroVAE (Soft-IntroVAE's ResNet-style networks), and their config.
+
+The networks follow ../shared/AS_INTROVAE.md ("Networks"). A model is fully described by a
+`ModelConfig`, which every checkpoint and exported model stores, so `build_model(config)` rebuilds it.
+"""
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+
+FULL_WIDTHS = (64, 128, 256, 512, 512, 512)  # the seed's model at 256x256, about 43 M parameters
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    image_size: int = 256
+    z_dim: int = 256
+    widths: tuple = FULL_WIDTHS  # one width per halving of the image, 4x4 at the bottom
+
+    def __post_init__(self):
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        if self.image_size != 4 * 2 ** len(self.widths):
+            raise ValueError(f"image size {self.image_size} needs {len(self.widths)} widths to reach 4x4, "
+                             f"got {self.widths}")
+
+    def to_dict(self):
+        return {**asdict(self), "widths": list(self.widths)}
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+# Presets: name -> (base widths for 256x256, width multiplier, default image size, default z_dim).
+PRESETS = {
+    "full": (FULL_WIDTHS, 1.0, 256, 256),
+    "small": (FULL_WIDTHS, 0.25, 256, 256),  # about 3.8 M parameters: trains on a CPU
+    "tiny": (FULL_WIDTHS, 0.125, 64, 32),  # 64x64, for tests
+}
+
+
+def preset_config(name, image_size=None, z_dim=None):
+    """The ModelConfig of a preset; image size 128 keeps the first five widths, 64 the first four."""
+    base, mult, default_size, default_z = PRESETS[name]
+    image_size = image_size or default_size
+    n = {64: 4, 128: 5, 256: 6}.get(image_size)
+    if n is None:
+        raise ValueError(f"image size must be 64, 128 or 256, got {image_size}")
+    widths = tuple(max(4, int(w * mult)) for w in base[:n])
+    return ModelConfig(image_size=image_size, z_dim=z_dim or default_z, widths=widths)
+
+
+class ResidualBlock(nn.Module):
+    """conv3x3-BN-LReLU-conv3x3-BN plus identity (1x1 conv when widths differ), then LReLU."""
+
+    def __init__(self, c_in, c_out):
+        super().__init__()
+        self.identity = nn.Conv2d(c_in, c_out, 1, bias=False) if c_in != c_out else nn.Identity()
+        self.main = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2),
+            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out))
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, x):
+        return self.act(self.main(x) + self.identity(x))
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        w = cfg.widths
+        layers = [nn.Conv2d(3, w[0], 5, padding=2, bias=False), nn.BatchNorm2d(w[0]), nn.LeakyReLU(0.2),
+                  nn.AvgPool2d(2)]
+        for c_in, c_out in zip(w, w[1:]):
+            layers += [ResidualBlock(c_in, c_out), nn.AvgPool2d(2)]
+        layers.append(ResidualBlock(w[-1], w[-1]))
+        self.main = nn.Sequential(*layers)
+        self.fc = nn.Linear(w[-1] * 4 * 4, 2 * cfg.z_dim)
+
+    def forward(self, x):  # x: (B, 3, S, S) in [0, 1]
+        h = self.main(x).flatten(1)  # (B, c_last * 4 * 4)
+        mu, logvar = self.fc(h).chunk(2, dim=1)  # (B, z_dim) each
+        return mu, logvar
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        w = cfg.widths
+        self.c_last = w[-1]
+        self.fc = nn.Sequential(nn.Linear(cfg.z_dim, w[-1] * 4 * 4), nn.ReLU())
+        layers = []
+        for c_in, c_out in zip((w[-1],) + w[::-1][:-1], w[::-1]):  # each width in reverse order
+            layers += [ResidualBlock(c_in, c_out), nn.Upsample(scale_factor=2, mode="nearest")]
+        layers += [ResidualBlock(w[0], w[0]), nn.Conv2d(w[0], 3, 5, padding=2)]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, z):  # z: (B, z_dim)
+        h = self.fc(z).view(-1, self.c_last, 4, 4)
+        return self.main(h)  # (B, 3, S, S), unbounded: clamp to [0, 1] only for display
+
+
+class IntroVAE(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg)
+
+
+def reparameterize(mu, logvar, eps):
+    """z = mu + sigma * eps; eps is drawn by the caller so that steps can be replayed exactly."""
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
+def build_model(config):
+    """An IntroVAE from a ModelConfig or its dict (as stored in checkpoints)."""
+    cfg = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
+    return IntroVAE(cfg)
+
+
+def count_parameters(module):
+    return sum(p.numel() for p in module.parameters())

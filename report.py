@@ -1,0 +1,92 @@
+"""What a run leaves to look at: history.csv, losses.png and the sample grids."""
+import csv
+import math
+from pathlib import Path
+
+import matplotlib
+import torch
+from torchvision.utils import save_image
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
+
+COLUMNS = ["step", "epoch", "loss_e", "loss_d", "rec", "kl_real", "kl_fake", "kl_rec", "diff_kl", "exp_elbo_r",
+           "exp_elbo_f", "dist_e", "dist_d", "beta_neg", "c", "img_per_s", "event"]
+
+
+class History:
+    """RUN_DIR/history.csv: one row per logged step, appended as the run goes."""
+
+    def __init__(self, path, resume_step=None):
+        self.path = Path(path)
+        if resume_step is None or not self.path.exists():
+            self.path.write_text(",".join(COLUMNS) + "\n")
+        else:  # rows written after the checkpoint we resume from would be replayed: drop them
+            rows = [r for r in self.rows() if int(r["step"]) <= resume_step]
+            self._rewrite(rows)
+
+    def rows(self):
+        with open(self.path, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def _rewrite(self, rows):
+        with open(self.path, "w", newline="") as f:
+            w = csv.DictWriter(f, COLUMNS)
+            w.writeheader()
+            w.writerows(rows)
+
+    def append(self, row):
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, COLUMNS).writerow({k: _fmt(row.get(k, "")) for k in COLUMNS})
+
+
+def _fmt(v):
+    return f"{v:.6g}" if isinstance(v, float) else v
+
+
+def plot_history(csv_path, png_path):
+    """losses.png: the signals a person reads to move beta_neg, against the step."""
+    with open(csv_path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["rec"]]
+    if not rows:
+        return
+    step = [int(r["step"]) for r in rows]
+
+    def col(name):
+        return [float(r[name]) if r[name] else math.nan for r in rows]
+
+    fig, ax = plt.subplots(2, 3, figsize=(15, 7.5), constrained_layout=True)
+    panels = [
+        ("reconstruction error per pixel", ["rec"], "log"),
+        ("KL of real, rec and fake", ["kl_real", "kl_rec", "kl_fake"], "log"),
+        ("diff_kl = kl_fake - kl_real", ["diff_kl"], "symlog"),
+        ("expELBO of rec and fake", ["exp_elbo_r", "exp_elbo_f"], "linear"),
+        ("encoder and decoder losses", ["loss_e", "loss_d"], "log"),
+        ("beta_neg and c (right)", ["beta_neg"], "log"),
+    ]
+    for a, (title, names, scale) in zip(ax.flat, panels):
+        for n in names:
+            a.plot(step, col(n), label=n, lw=1)
+        a.set_title(title)
+        a.set_yscale(scale)
+        a.set_xlabel("step")
+        a.grid(alpha=0.3)
+        if len(names) > 1:
+            a.legend()
+    ax[0, 2].axhline(0, color="k", lw=0.8)
+    twin = ax[1, 2].twinx()
+    twin.plot(step, col("c"), color="tab:orange", lw=1)
+    twin.set_ylim(0, 1.05)
+    twin.set_ylabel("c(t)")
+    for s, e in zip(step, [r["event"] for r in rows]):
+        if e:
+            for a in ax.flat:
+                a.axvline(s, color="tab:red", lw=0.6, alpha=0.5)
+    fig.suptitle(f"{Path(csv_path).parent.name}: training history (red lines: events)")
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+
+
+def save_grid(path, real, rec, sample):
+    """Rows: real | reconstruction | random sample, each (n, 3, S, S), clamped to [0, 1] for display."""
+    save_image(torch.cat([real, rec, sample]).clamp(0, 1), path, nrow=len(real), padding=2, pad_value=1.0)

@@ -1,0 +1,176 @@
+"""One AS-IntroVAE training iteration, two ways: the literal reference and the fast default.
+
+`reference_step` follows ../shared/AS_INTROVAE.md ("One training iteration") line by line.
+`fast_step` has the same mathematics and does less work:
+  - fake = D(n) and rec = D(z) are computed once: the decoder's weights do not change between the
+    encoder update and the decoder update, so the reference computes them twice with equal results;
+  - nothing is computed for a term whose weight is 0 (L_rr and L_fr when gamma_r = 0);
+  - no requires_grad toggling: each backward names the parameters it is for (`inputs=`), so autograd
+    skips the frozen network's weight gradients, and the shared graph serves both updates;
+  - the EMA is one foreach lerp over all tensors.
+Both take all their random numbers from `draw_noise`, so the two can be compared exactly (bench.py).
+BatchNorm running statistics differ between the two: the reference runs the decoder on n and z twice,
+so its running averages take two more updates per step. Training uses batch statistics, so the
+weights do not depend on them (exported models recompute them, see train.py).
+Both return a dict of 0-d tensors (no host synchronisation); the caller reads them when it logs.
+"""
+from dataclasses import dataclass
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import get_ema_multi_avg_fn
+
+from losses import (as_distance, decoder_loss, encoder_loss, exp_elbo, kl_divergence, reconstruction_error,
+                    squash)
+from models import reparameterize
+
+
+@dataclass
+class Hyper:
+    """The loss weights of one step; beta_neg may change between steps (by hand or by --beta-neg auto)."""
+    beta_kl: float
+    beta_rec: float
+    beta_neg: float
+    gamma_r: float
+    scale: float  # s = 1 / (3 S^2)
+    method: str = "as"  # "as" or "soft" (c = 1 and no tanh)
+    ema_decay: float = 0.999  # decay of the decoder's exponential moving average
+    bf16: bool = False  # fast step on CUDA: networks under bf16 autocast, the loss terms in float32
+
+
+def draw_noise(batch, z_dim, generator, device):
+    """Every random number of one step, drawn up front: n, and eps for each reparameterisation."""
+    names = ("n", "eps", "eps_r", "eps_f", "eps_dr", "eps_df")  # eps_dr, eps_df: the decoder's L_rr, L_fr
+    return {k: torch.randn(batch, z_dim, generator=generator, device=device) for k in names}
+
+
+def bare(net):
+    """The module itself, outside DistributedDataParallel: for passes that must not synchronise gradients."""
+    return net.module if isinstance(net, DistributedDataParallel) else net
+
+
+def encode(E, x):
+    """(mu, logvar) in float32 whatever the autocast: KL, AS and expELBO are computed in float32."""
+    mu, logvar = E(x)
+    return mu.float(), logvar.float()
+
+
+def as_term(mu_a, lv_a, mu_b, lv_b, c, reduction):
+    """AS of two batches of (tanh-squashed) posteriors; not computed when its weight 1 - c is 0."""
+    if c == 1:
+        return mu_a.new_zeros(())
+    return as_distance(mu_a, lv_a, mu_b, lv_b, reduction)
+
+
+def encoder_objective(E, D, x, fake, noise, hp, c):
+    """Steps 2-6 of the encoder update: L_E and the logged terms.
+
+    rec = D(z) runs through D as given (the fast step reuses its graph for the decoder update); the
+    other decoder passes run outside DistributedDataParallel, since they never update D.
+    """
+    mu, logvar = encode(E, x)
+    z = reparameterize(mu, logvar, noise["eps"])
+    rec = D(z).float()
+    l_rec = reconstruction_error(x, rec).mean()
+    l_kl = kl_divergence(mu, logvar).mean()
+
+    mu_r, lv_r = encode(E, rec.detach())
+    rec_rec = bare(D)(reparameterize(mu_r, lv_r, noise["eps_r"])).float()
+    mu_f, lv_f = encode(E, fake)
+    rec_fake = bare(D)(reparameterize(mu_f, lv_f, noise["eps_f"])).float()
+
+    kl_r, kl_f = kl_divergence(mu_r, lv_r), kl_divergence(mu_f, lv_f)  # (B,) each, no tanh here
+    r_r, r_f = reconstruction_error(rec, rec_rec), reconstruction_error(fake, rec_fake)  # rec not detached
+    dist = as_term(*squash(mu_r, lv_r), *squash(mu_f, lv_f), c, "sum")
+    elbo_r = exp_elbo(r_r, kl_r, dist, hp.beta_rec, hp.beta_neg, c, hp.scale)
+    elbo_f = exp_elbo(r_f, kl_f, dist, hp.beta_rec, hp.beta_neg, c, hp.scale)
+    loss = encoder_loss(l_rec, l_kl, elbo_r, elbo_f, hp.beta_rec, hp.beta_kl, hp.scale)
+    stats = dict(loss_e=loss, rec=hp.scale * l_rec, kl_real=l_kl, exp_elbo_r=elbo_r, exp_elbo_f=elbo_f,
+                 dist_e=dist)
+    return loss, z, rec, stats
+
+
+def decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=False):
+    """Steps 1-5 of the decoder update given fake = D(n) and rec = D(z): L_D and the logged terms.
+
+    literal: compute L_rr and L_fr even when gamma_r = 0 (the reference computes every term).
+    """
+    l_rec = reconstruction_error(x, rec).mean()
+    mu_r, lv_r = encode(bare(E), rec)
+    mu_f, lv_f = encode(bare(E), fake)
+    l_rr = l_fr = None
+    if hp.gamma_r or literal:  # the reconstructions of rec and fake only enter L_D weighted by gamma_r
+        rec_rec = D(reparameterize(mu_r, lv_r, noise["eps_dr"]).detach()).float()
+        rec_fake = D(reparameterize(mu_f, lv_f, noise["eps_df"]).detach()).float()
+        l_rr = reconstruction_error(rec.detach(), rec_rec).mean()
+        l_fr = reconstruction_error(fake.detach(), rec_fake).mean()
+    if hp.method == "as":  # K_r, K_f and AS all see the squashed posteriors
+        mu_r, lv_r = squash(mu_r, lv_r)
+        mu_f, lv_f = squash(mu_f, lv_f)
+    k_r, k_f = kl_divergence(mu_r, lv_r).mean(), kl_divergence(mu_f, lv_f).mean()
+    dist = as_term(mu_r, lv_r, mu_f, lv_f, c, "mean")
+    loss = decoder_loss(l_rec, k_r, k_f, dist, hp.beta_rec, hp.beta_kl, c, hp.scale, hp.gamma_r, l_rr, l_fr)
+    return loss, dict(loss_d=loss, kl_rec=k_r, kl_fake=k_f, dist_d=dist)
+
+
+def _set_requires_grad(module, flag):
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+def reference_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
+    """The literal iteration of the spec: encoder update, decoder update, EMA, each pass as written."""
+    # Encoder update: decoder parameters frozen.
+    _set_requires_grad(E, True)
+    _set_requires_grad(D, False)
+    with torch.no_grad():
+        fake = bare(D)(noise["n"]).float()
+    loss_e, z, _, stats = encoder_objective(E, D, x, fake, noise, hp, c)
+    opt_e.zero_grad(set_to_none=True)
+    loss_e.backward()
+    opt_e.step()
+
+    # Decoder update: encoder parameters frozen.
+    _set_requires_grad(E, False)
+    _set_requires_grad(D, True)
+    fake = D(noise["n"]).float()
+    rec = D(z.detach()).float()
+    loss_d, stats_d = decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=True)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    _set_requires_grad(E, True)
+
+    with torch.no_grad():  # EMA of the decoder, parameter by parameter
+        for p_ema, p in zip(ema.parameters(), bare(D).parameters()):
+            p_ema.copy_(hp.ema_decay * p_ema + (1 - hp.ema_decay) * p)
+    return _finish(stats, stats_d)
+
+
+def fast_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
+    """Same mathematics as reference_step; fake and rec are computed once and serve both updates."""
+    autocast = torch.autocast(x.device.type, torch.bfloat16, enabled=hp.bf16)
+    with autocast:
+        fake = D(noise["n"]).float()  # with the decoder's graph: the decoder update backpropagates through it
+        # Encoder update: gradients flow through D to E, but only E's parameters receive them.
+        loss_e, _, rec, stats = encoder_objective(E, D, x, fake.detach(), noise, hp, c)
+    opt_e.zero_grad(set_to_none=True)
+    loss_e.backward(inputs=list(bare(E).parameters()), retain_graph=True)  # D(z)'s graph is reused below
+    opt_e.step()
+
+    # Decoder update: D's weights are unchanged, so fake and rec are the same tensors the spec recomputes.
+    # The updated encoder runs on them; only D's parameters receive gradients.
+    with autocast:
+        loss_d, stats_d = decoder_objective(E, D, x, fake, rec, noise, hp, c)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward(inputs=list(bare(D).parameters()))
+    opt_d.step()
+
+    get_ema_multi_avg_fn(hp.ema_decay)(list(ema.parameters()), list(bare(D).parameters()), None)
+    return _finish(stats, stats_d)
+
+
+def _finish(stats_e, stats_d):
+    stats = {**stats_e, **stats_d}
+    stats["diff_kl"] = stats["kl_fake"] - stats["kl_real"]
+    return {k: v.detach() for k, v in stats.items()}
