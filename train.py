@@ -175,7 +175,7 @@ def train(args, given):
     saved = None
     if args.resume:
         saved, source = load_with_fallback(run_dir / "checkpoint.pt", map_location="cpu", log=log)
-        merged = {**saved["args"], **given}  # flags given now win over the saved ones
+        merged = {**saved["args"], "max_steps": None, **given}  # flags given now win over the saved ones
         merged.update(resume=True, out=str(run_dir))
         args = argparse.Namespace(**merged)
         cfg = ModelConfig.from_dict(saved["config"])

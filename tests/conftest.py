@@ -1,0 +1,27 @@
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def write_images(folder, n, size=(80, 100), seed=0):
+    """n small, distinct RGB images (gradients and stripes) as PNG files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    for i in range(n):
+        f = rng.uniform(0.05, 0.3, 3)
+        a = 127 + 120 * np.sin(xx[..., None] * f + yy[..., None] * f[::-1] + rng.uniform(0, 6, 3))
+        Image.fromarray(a.astype(np.uint8)).save(folder / f"img_{i:02d}.png")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def images12(tmp_path_factory):
+    return write_images(tmp_path_factory.mktemp("data") / "twelve", 12)

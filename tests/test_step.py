@@ -1,0 +1,73 @@
+"""The fast step has the same mathematics as the spec's literal step."""
+import copy
+
+import pytest
+import torch
+
+from losses import image_scale
+from models import build_model, count_parameters, preset_config
+from step import Hyper, draw_noise, fast_step, reference_step
+
+
+def run(step_fn, model, x, noise, hp, c, memory_format):
+    model = copy.deepcopy(model).to(memory_format=memory_format)
+    ema = copy.deepcopy(model.decoder)
+    opt_e = torch.optim.Adam(model.encoder.parameters(), 2e-4)
+    opt_d = torch.optim.Adam(model.decoder.parameters(), 2e-4)
+    stats = step_fn(model.encoder, model.decoder, ema, opt_e, opt_d, x.contiguous(memory_format=memory_format),
+                    noise, hp, c)
+    return stats, dict(model.named_parameters()), dict(ema.named_parameters())
+
+
+@pytest.mark.parametrize("method,c", [("as", 0.0), ("as", 0.6), ("soft", 1.0)])
+def test_fast_step_equals_reference(method, c):
+    torch.manual_seed(0)
+    cfg = preset_config("tiny")
+    model = build_model(cfg)
+    x = torch.rand(4, 3, 64, 64)
+    noise = draw_noise(4, cfg.z_dim, torch.Generator().manual_seed(1), "cpu")
+    hp = Hyper(1.0, 0.5, 256.0, 0.0, image_scale(64), method)
+    ref = run(reference_step, model, x, noise, hp, c, torch.contiguous_format)
+    fast = run(fast_step, model, x, noise, hp, c, torch.contiguous_format)
+    for k in ref[0]:
+        assert torch.equal(ref[0][k], fast[0][k]), k  # same operations in the same layout: bit for bit
+    for k in ref[1]:
+        assert torch.equal(ref[1][k], fast[1][k]), k
+    for k in ref[2]:
+        assert torch.allclose(ref[2][k], fast[2][k], rtol=1e-6, atol=1e-9), k  # lerp vs mul-add
+
+
+def test_fast_step_in_channels_last_matches_closely():
+    torch.manual_seed(0)
+    cfg = preset_config("tiny")
+    model = build_model(cfg)
+    x = torch.rand(4, 3, 64, 64)
+    noise = draw_noise(4, cfg.z_dim, torch.Generator().manual_seed(1), "cpu")
+    hp = Hyper(1.0, 0.5, 256.0, 0.0, image_scale(64))
+    ref = run(reference_step, model, x, noise, hp, 0.3, torch.contiguous_format)
+    fast = run(fast_step, model, x, noise, hp, 0.3, torch.channels_last)
+    for k in ref[0]:
+        assert fast[0][k].item() == pytest.approx(ref[0][k].item(), rel=1e-3, abs=1e-5), k
+
+
+def test_gamma_r_terms_change_the_reference_loss():
+    torch.manual_seed(0)
+    cfg = preset_config("tiny")
+    model = build_model(cfg)
+    x = torch.rand(4, 3, 64, 64)
+    noise = draw_noise(4, cfg.z_dim, torch.Generator().manual_seed(1), "cpu")
+    losses = [run(reference_step, model, x, noise, Hyper(1.0, 0.5, 256.0, g, image_scale(64)), 0.3,
+                  torch.contiguous_format)[0]["loss_d"].item() for g in (0.0, 1.0)]
+    assert losses[1] > losses[0]  # the reconstruction-of-reconstruction terms are really there
+
+
+def test_presets():
+    assert count_parameters(build_model(preset_config("full"))) == pytest.approx(43e6, rel=0.05)
+    assert count_parameters(build_model(preset_config("small"))) == pytest.approx(3.8e6, rel=0.05)
+    tiny = build_model(preset_config("tiny"))
+    mu, logvar = tiny.encoder(torch.rand(2, 3, 64, 64))
+    assert mu.shape == logvar.shape == (2, 32)
+    assert tiny.decoder(mu).shape == (2, 3, 64, 64)
+    assert preset_config("full", image_size=128).widths == (64, 128, 256, 512, 512)
+    with pytest.raises(ValueError):
+        preset_config("full", image_size=100)

@@ -1,0 +1,114 @@
+"""train.py end to end on tiny models and images the tests make."""
+import csv
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import torch
+
+import train
+from checkpoint import load_model, safe_load
+from conftest import ROOT
+
+TINY = ["--preset", "tiny", "--log-every", "1"]
+
+
+def rows(run):
+    with open(run / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_tiny_run_leaves_everything_and_resumes(tmp_path, images12):
+    run = tmp_path / "run"
+    assert train.main(["--data", str(images12), "--epochs", "2", "--out", str(run), *TINY]) == 0
+    for name in ("checkpoint.pt", "model.pt", "history.csv", "losses.png"):
+        assert (run / name).is_file(), name
+    assert list((run / "samples").glob("*.png"))
+    first = rows(run)
+    assert [int(r["step"]) for r in first] == [1, 2, 3, 4]  # 12 images, batch 6: 2 steps per epoch
+    model = load_model(run / "model.pt")
+    assert model.config.image_size == 64 and not model.training
+
+    assert train.main(["--data", str(images12), "--out", str(run), "--resume", "--epochs", "3"]) == 0
+    state = safe_load(run / "checkpoint.pt")
+    assert state["epoch"] == 3 and state["step"] == 6
+    assert [int(r["step"]) for r in rows(run)] == [1, 2, 3, 4, 5, 6]
+    assert rows(run)[:4] == first
+
+
+def test_resume_gives_the_same_weights(tmp_path, images12):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    common = ["--data", str(images12), "--epochs", "3", *TINY]
+    assert train.main([*common, "--out", str(straight)]) == 0
+    assert train.main([*common, "--out", str(split), "--max-steps", "3"]) == 0  # stops inside epoch 2
+    assert safe_load(split / "checkpoint.pt")["step"] == 3
+    assert train.main(["--data", str(images12), "--out", str(split), "--resume"]) == 0
+    a, b = safe_load(straight / "checkpoint.pt"), safe_load(split / "checkpoint.pt")
+    assert a["step"] == b["step"] == 6
+    for part in ("model", "ema"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+    for part in ("optimizer_e", "optimizer_d"):
+        for i, s in a[part]["state"].items():
+            for k in s:
+                assert torch.equal(s[k], b[part]["state"][i][k]), (part, i, k)
+
+
+def test_beta_neg_follows_control_json_during_a_run(tmp_path, images12, capsys):
+    run = tmp_path / "run"
+    control = run / "control.json"
+    done = []
+    t = threading.Thread(target=lambda: done.append(train.main(
+        ["--data", str(images12), "--epochs", "40", "--out", str(run), *TINY])))
+    t.start()
+
+    def wait_rows(n):
+        deadline = time.time() + 120
+        while time.time() < deadline and t.is_alive():
+            if (run / "history.csv").exists() and len(rows(run)) >= n:
+                return len(rows(run))
+            time.sleep(0.02)
+        raise AssertionError("training did not get there")
+
+    wait_rows(2)
+    control.write_text("{not json")
+    n_bad = wait_rows(len(rows(run)) + 3)
+    control.write_text(json.dumps({"beta_neg": -3}))
+    wait_rows(n_bad + 3)
+    control.write_text(json.dumps({"beta_neg": 64}))
+    t.join()
+    assert done == [0]
+    history = rows(run)
+    events = [r for r in history if r["event"]]
+    assert [r["event"] for r in events] == ["beta_neg 64 from control.json"]
+    changed = int(events[0]["step"])
+    assert all(float(r["beta_neg"]) == 256 for r in history if int(r["step"]) <= changed and not r["event"])
+    assert all(float(r["beta_neg"]) == 64 for r in history if int(r["step"]) > changed)
+    assert safe_load(run / "checkpoint.pt")["beta_neg"] == 64
+    out = capsys.readouterr().out
+    assert out.count("not valid JSON") == 1 and out.count("must be a positive number") == 1
+    assert "beta_neg 256 -> 64 (control.json)" in out
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--data", "/nonexistent/folder"], "/nonexistent/folder does not exist"),
+    (["--data", "EMPTY"], "no images"),
+    (["--data", "TWELVE", "--batch-size", "20"], "fewer than the 20 needed"),
+    (["--data", "TWELVE", "--device", "cuda:7"], "--device cuda:7"),
+    (["--resume", "--out", "NOWHERE"], "checkpoint.pt does not exist"),
+])
+def test_user_errors_are_one_clear_line(tmp_path, images12, args, message):
+    (tmp_path / "empty").mkdir()
+    subst = {"EMPTY": str(tmp_path / "empty"), "TWELVE": str(images12), "NOWHERE": str(tmp_path / "none")}
+    result = run_cli(*[subst.get(a, a) for a in args], "--preset", "tiny", "--epochs", "1")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]
