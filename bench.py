@@ -1,0 +1,156 @@
+"""Speed of the training step: the spec's literal reference against the fast default, in one process.
+
+    python bench.py                          # small preset, 256x256, batch 6, CUDA if present
+    python bench.py --preset full
+    python bench.py --compile                # the fast step with torch.compile
+
+Both steps run alternately on the same device (warm-up first). Then, from the same weights, optimiser
+state, batch and noise, one step of each is compared: losses and updated weights must agree. The last
+line is one JSON object.
+"""
+import argparse
+import copy
+import json
+import resource
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import distributed
+from models import count_parameters, preset_config
+from step import draw_noise
+from train import Trainer, parse_args
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def trainer_for(step, args, cfg, device):
+    train_args, _ = parse_args(["--step", step, "--gamma-r", str(args.gamma_r), "--batch-size",
+                                str(args.batch_size)] + (["--compile"] if args.compile and step == "fast" else []))
+    return Trainer(train_args, cfg, device, world=1)
+
+
+def one_step(t, x, noise, c=0.5):
+    return t.step_fn(t.E, t.D, t.ema, t.opt_e, t.opt_d, x.contiguous(memory_format=t.memory_format), noise, t.hp, c)
+
+
+def weights_after(t, state, x, noise, gamma_r=None):
+    """Losses and weights after one step of trainer t from a given state (optionally another gamma_r)."""
+    t.load_state(copy.deepcopy(state), "bench")
+    if gamma_r is not None:
+        t.hp.gamma_r = gamma_r
+    stats = one_step(t, x, noise)
+    return stats, {k: v.detach().clone() for k, v in t.model.named_parameters()}
+
+
+def max_rel_diff(a, b):
+    """Largest of |a - b| / max|a| over the tensors of two dicts (each tensor relative to its own scale)."""
+    worst = 0.0
+    for k in a:
+        x = a[k].detach().double()
+        y = b[k].detach().double().to(x.device)
+        worst = max(worst, ((x - y).abs().max() / x.abs().max().clamp_min(1e-12)).item())
+    return worst
+
+
+def matmul_peak(device, dtype, n):
+    """GFLOP/s of a large square matmul: the yardstick for the step's achieved GFLOP/s."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    sync(device)
+    reps, t = 5, time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    sync(device)
+    return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="small", choices=["full", "small", "tiny"], help="model (default small)")
+    p.add_argument("--image-size", type=int, default=256, help="image size (default 256)")
+    p.add_argument("--batch-size", type=int, default=6, help="batch size (default 6)")
+    p.add_argument("--steps", type=int, default=5, help="timed steps of each kind (default 5)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps of each kind first (default 2)")
+    p.add_argument("--gamma-r", type=float, default=0.0, help="gamma_r of both steps (default 0, train.py's)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the fast step's networks")
+    args = p.parse_args(argv)
+    device = distributed.pick_device(args.device)
+    cfg = preset_config(args.preset, args.image_size)
+    torch.manual_seed(0)
+    ref, fast = trainer_for("reference", args, cfg, device), trainer_for("fast", args, cfg, device)
+    fast.load_state(copy.deepcopy(ref.state()), "bench")
+    g = torch.Generator(device).manual_seed(0)
+    x = torch.rand(args.batch_size, 3, cfg.image_size, cfg.image_size, generator=g, device=device)
+
+    def noise():
+        return draw_noise(args.batch_size, cfg.z_dim, g, device)
+
+    print(f"{args.preset}: {count_parameters(ref.model) / 1e6:.1f} M parameters, {cfg.image_size}px, "
+          f"batch {args.batch_size}, {device}, {torch.get_num_threads()} CPU threads")
+    for _ in range(args.warmup):
+        one_step(ref, x, noise())
+        one_step(fast, x, noise())
+    times = {"reference": [], "fast": []}
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for _ in range(args.steps):  # alternate, so that both see the same machine conditions
+        for name, t in (("reference", ref), ("fast", fast)):
+            n = noise()
+            sync(device)
+            t0 = time.perf_counter()
+            one_step(t, x, n)
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
+    peak_mem = (torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda"
+                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # CPU: the process's peak RSS
+
+    # Same weights, optimiser state, batch and noise: one step each, then compare.
+    start, n = copy.deepcopy(ref.state()), noise()
+    stats_ref, weights_ref = weights_after(ref, start, x, n)
+    stats_fast, weights_fast = weights_after(fast, start, x, n)
+    diff_losses, diff_weights = max_rel_diff(stats_ref, stats_fast), max_rel_diff(weights_ref, weights_fast)
+    # The seed's gamma_r = 1e-8 against 0, both in the reference: do those terms change the weights?
+    _, weights_g = weights_after(ref, start, x, n, gamma_r=1e-8)
+    _, weights_0 = weights_after(ref, start, x, n, gamma_r=0.0)
+    gamma_effect = max_rel_diff(weights_g, weights_0)
+    ref.hp.gamma_r = args.gamma_r
+    flops = {}
+    for name, t in (("reference", ref), ("fast", fast)):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            one_step(t, x, noise())
+        flops[name] = counter.get_total_flops() / 1e9
+
+    best = {k: min(v) for k, v in times.items()}
+    img_s = {k: args.batch_size / v for k, v in best.items()}
+    bf16 = fast.hp.bf16
+    peak = matmul_peak(device, torch.bfloat16 if bf16 else torch.float32, 4096 if device.type == "cuda" else 1536)
+    achieved = flops["fast"] / best["fast"]
+    print(f"{'step':<10} {'s/step (best)':>14} {'s/step (mean)':>14} {'img/s':>8} {'GFLOP/step':>11} {'GFLOP/s':>8}")
+    for k in times:
+        print(f"{k:<10} {best[k]:>14.3f} {sum(times[k]) / len(times[k]):>14.3f} {img_s[k]:>8.2f} "
+              f"{flops[k]:>11.1f} {flops[k] / best[k]:>8.1f}")
+    print(f"speedup {best['reference'] / best['fast']:.2f}x; matmul peak {peak:.0f} GFLOP/s "
+          f"({'bf16' if bf16 else 'fp32'}); fast step at {100 * achieved / peak:.1f}% of it")
+    print(f"same start, same batch and noise: max relative difference of losses {diff_losses:.2e}, "
+          f"of updated weights {diff_weights:.2e}")
+    print(f"gamma_r 1e-8 against 0 (reference step): max relative difference of updated weights {gamma_effect:.2e}")
+    print(json.dumps({"device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+                      "preset": args.preset, "reference_img_per_s": round(img_s["reference"], 3),
+                      "fast_img_per_s": round(img_s["fast"], 3),
+                      "speedup": round(best["reference"] / best["fast"], 3),
+                      "max_rel_diff": float(f"{max(diff_losses, diff_weights):.3g}"),
+                      "gflops_per_step": round(flops["fast"], 2), "achieved_gflops": round(achieved, 2),
+                      "peak_gflops": round(peak, 1), "peak_mem_mb": round(peak_mem, 1),
+                      "gamma_r_1e-8_rel_diff": float(f"{gamma_effect:.3g}")}))
+
+
+if __name__ == "__main__":
+    main()
