@@ -49,10 +49,14 @@ def bare(net):
     return net.module if isinstance(net, DistributedDataParallel) else net
 
 
+def full(t):
+    """t in float32 when autocast made it bf16: KL, AS, expELBO and errors are computed in float32."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
 def encode(E, x):
-    """(mu, logvar) in float32 whatever the autocast: KL, AS and expELBO are computed in float32."""
     mu, logvar = E(x)
-    return mu.float(), logvar.float()
+    return full(mu), full(logvar)
 
 
 def as_term(mu_a, lv_a, mu_b, lv_b, c, reduction):
@@ -70,14 +74,14 @@ def encoder_objective(E, D, x, fake, noise, hp, c):
     """
     mu, logvar = encode(E, x)
     z = reparameterize(mu, logvar, noise["eps"])
-    rec = D(z).float()
+    rec = full(D(z))
     l_rec = reconstruction_error(x, rec).mean()
     l_kl = kl_divergence(mu, logvar).mean()
 
     mu_r, lv_r = encode(E, rec.detach())
-    rec_rec = bare(D)(reparameterize(mu_r, lv_r, noise["eps_r"])).float()
+    rec_rec = full(bare(D)(reparameterize(mu_r, lv_r, noise["eps_r"])))
     mu_f, lv_f = encode(E, fake)
-    rec_fake = bare(D)(reparameterize(mu_f, lv_f, noise["eps_f"])).float()
+    rec_fake = full(bare(D)(reparameterize(mu_f, lv_f, noise["eps_f"])))
 
     kl_r, kl_f = kl_divergence(mu_r, lv_r), kl_divergence(mu_f, lv_f)  # (B,) each, no tanh here
     r_r, r_f = reconstruction_error(rec, rec_rec), reconstruction_error(fake, rec_fake)  # rec not detached
@@ -100,8 +104,8 @@ def decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=False):
     mu_f, lv_f = encode(bare(E), fake)
     l_rr = l_fr = None
     if hp.gamma_r or literal:  # the reconstructions of rec and fake only enter L_D weighted by gamma_r
-        rec_rec = D(reparameterize(mu_r, lv_r, noise["eps_dr"]).detach()).float()
-        rec_fake = D(reparameterize(mu_f, lv_f, noise["eps_df"]).detach()).float()
+        rec_rec = full(D(reparameterize(mu_r, lv_r, noise["eps_dr"]).detach()))
+        rec_fake = full(D(reparameterize(mu_f, lv_f, noise["eps_df"]).detach()))
         l_rr = reconstruction_error(rec.detach(), rec_rec).mean()
         l_fr = reconstruction_error(fake.detach(), rec_fake).mean()
     if hp.method == "as":  # K_r, K_f and AS all see the squashed posteriors
@@ -124,7 +128,7 @@ def reference_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     _set_requires_grad(E, True)
     _set_requires_grad(D, False)
     with torch.no_grad():
-        fake = bare(D)(noise["n"]).float()
+        fake = bare(D)(noise["n"])
     loss_e, z, _, stats = encoder_objective(E, D, x, fake, noise, hp, c)
     opt_e.zero_grad(set_to_none=True)
     loss_e.backward()
@@ -133,8 +137,8 @@ def reference_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     # Decoder update: encoder parameters frozen.
     _set_requires_grad(E, False)
     _set_requires_grad(D, True)
-    fake = D(noise["n"]).float()
-    rec = D(z.detach()).float()
+    fake = D(noise["n"])
+    rec = D(z.detach())
     loss_d, stats_d = decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=True)
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
@@ -151,7 +155,7 @@ def fast_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     """Same mathematics as reference_step; fake and rec are computed once and serve both updates."""
     autocast = torch.autocast(x.device.type, torch.bfloat16, enabled=hp.bf16)
     with autocast:
-        fake = D(noise["n"]).float()  # with the decoder's graph: the decoder update backpropagates through it
+        fake = full(D(noise["n"]))  # with the decoder's graph: the decoder update backpropagates through it
         # Encoder update: gradients flow through D to E, but only E's parameters receive them.
         loss_e, _, rec, stats = encoder_objective(E, D, x, fake.detach(), noise, hp, c)
     opt_e.zero_grad(set_to_none=True)

@@ -106,7 +106,7 @@ class Trainer:
             E = DistributedDataParallel(E, broadcast_buffers=False)
             D = DistributedDataParallel(D, broadcast_buffers=False)
         self.E, self.D = E, D
-        fused = device.type == "cuda" and fast
+        fused = fast and device.type in ("cuda", "cpu")  # one kernel for all tensors instead of a loop
         self.opt_e = torch.optim.Adam(self.model.encoder.parameters(), args.lr, betas=(0.9, 0.999), fused=fused)
         self.opt_d = torch.optim.Adam(self.model.decoder.parameters(), args.lr, betas=(0.9, 0.999), fused=fused)
         self.sched_e = torch.optim.lr_scheduler.MultiStepLR(self.opt_e, [args.lr_drop_epoch], 0.1)
