@@ -23,11 +23,11 @@ def previous(path):
     return path.with_name(path.stem + ".prev" + path.suffix)
 
 
-def save_atomic(obj, path):
+def save_atomic(obj, path, keep_previous=True):
     """Write obj next to path, flush it to disk, then rename: path is never a partial file.
 
-    The file it replaces becomes path's `.prev` copy, so a crash between the two renames still
-    leaves a good checkpoint for `load_with_fallback`.
+    With keep_previous the file it replaces becomes path's `.prev` copy, so a crash between the two
+    renames still leaves a good checkpoint for `load_with_fallback`.
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -36,7 +36,7 @@ def save_atomic(obj, path):
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
-        if path.exists():
+        if keep_previous and path.exists():
             os.replace(path, previous(path))
         os.replace(tmp, path)
     finally:
@@ -81,7 +81,7 @@ def load_strict(module, state, source):
 def export_model(path, config, encoder, decoder, meta):
     """The model the other scripts load: encoder, (EMA) decoder and config; no optimiser state."""
     save_atomic({"format": MODEL_FORMAT, "config": config, "encoder": encoder.state_dict(),
-                 "decoder": decoder.state_dict(), "meta": meta}, path)
+                 "decoder": decoder.state_dict(), "meta": meta}, path, keep_previous=False)
 
 
 def load_model(path, device="cpu"):

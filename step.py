@@ -34,7 +34,7 @@ class Hyper:
     gamma_r: float
     scale: float  # s = 1 / (3 S^2)
     method: str = "as"  # "as" or "soft" (c = 1 and no tanh)
-    ema_decay: float = 0.999  # decay of the decoder's exponential moving average
+    ema_decay: float = 0.999  # decay of the decoder's exponential moving average at this step
     bf16: bool = False  # fast step on CUDA: networks under bf16 autocast, the loss terms in float32
 
 

@@ -16,6 +16,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -102,7 +103,9 @@ class Trainer:
             E, D = torch.compile(E), torch.compile(D)
         if world > 1:
             # Buffers (BatchNorm running statistics) stay per process: training uses batch statistics,
-            # and exported models recompute them.
+            # and exported models recompute them. (torch 2.14 suggests forward_sync_buffers, which
+            # older releases lack; broadcast_buffers=False means the same here.)
+            warnings.filterwarnings("ignore", "`broadcast_buffers` is deprecated", FutureWarning)
             E = DistributedDataParallel(E, broadcast_buffers=False)
             D = DistributedDataParallel(D, broadcast_buffers=False)
         self.E, self.D = E, D
@@ -120,6 +123,10 @@ class Trainer:
     def train_step(self, x, total_steps):
         noise = draw_noise(x.shape[0], self.cfg.z_dim, self.generator, self.device)
         c = transition_coefficient(self.step, total_steps, self.args.method)
+        # EMA warm-up: the average spans about the steps taken so far (decay 0.1 at step 0, 0.9 at step 80,
+        # 0.99 at step 890, --ema-decay from step 8990), so samples do not show the random initial decoder
+        # for thousands of steps.
+        self.hp.ema_decay = min(self.args.ema_decay, (1 + self.step) / (10 + self.step))
         stats = self.step_fn(self.E, self.D, self.ema, self.opt_e, self.opt_d, x, noise, self.hp, c)
         self.step += 1
         return stats, c
@@ -212,7 +219,7 @@ def train(args, given):
     if saved is None or "beta_neg" in given:
         control.poll()  # --beta-neg wins over what the file held before this start; later edits apply
 
-    fixed_real = images[:GRID]
+    fixed_real = images[torch.linspace(0, len(images) - 1, min(GRID, len(images))).long()]  # spread over the set
     fixed_noise = torch.randn(len(fixed_real), cfg.z_dim, generator=torch.Generator().manual_seed(args.seed))
 
     def save():

@@ -1,0 +1,54 @@
+"""torchrun with two CPU processes (gloo): identical parameters on both ranks, one checkpoint, control.json."""
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+from checkpoint import safe_load
+from conftest import ROOT
+
+SCRIPT = """
+import sys
+sys.path.insert(0, {root!r})
+import torch, distributed, train
+args, given = train.parse_args({argv!r})
+trainer = train.train(args, given)
+torch.save({{"params": dict(trainer.model.named_parameters()), "beta_neg": trainer.hp.beta_neg,
+            "step": trainer.step}}, f"{{args.out}}/rank{{distributed.rank()}}.pt")
+distributed.cleanup()
+"""
+
+
+def torchrun(tmp_path, argv):
+    script = tmp_path / "ddp_run.py"
+    script.write_text(SCRIPT.format(root=str(ROOT), argv=argv))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_two_processes_train_identically_and_rank0_saves(tmp_path):
+    from conftest import write_images
+    data = write_images(tmp_path / "data", 24)
+    run = tmp_path / "run"
+    common = ["--data", str(data), "--preset", "tiny", "--device", "cpu", "--out", str(run), "--log-every", "1",
+              "--epochs", "3"]
+    torchrun(tmp_path, [*common, "--max-steps", "2"])
+    assert safe_load(run / "checkpoint.pt")["step"] == 2  # 24 images, 2 ranks x batch 6: 2 steps per epoch
+    (run / "control.json").write_text(json.dumps({"beta_neg": 32}))
+    torchrun(tmp_path, [*common, "--resume"])
+    ranks = [torch.load(run / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert ranks[0]["step"] == ranks[1]["step"] == 6
+    assert ranks[0]["beta_neg"] == ranks[1]["beta_neg"] == 32  # the change reached both ranks
+    for k, v in ranks[0]["params"].items():
+        assert torch.equal(v, ranks[1]["params"][k]), k
+    assert sorted(p.name for p in run.glob("*.pt")) == ["checkpoint.prev.pt", "checkpoint.pt", "model.pt",
+                                                       "rank0.pt", "rank1.pt"]
+    state = safe_load(run / "checkpoint.pt")
+    assert state["step"] == 6 and state["beta_neg"] == 32
+    for k, v in ranks[0]["params"].items():
+        assert torch.equal(v, state["model"][k]), k
