@@ -1,10 +1,14 @@
-"""beta_neg while a run goes on: by hand through RUN_DIR/control.json.
+"""beta_neg while a run goes on: by hand through RUN_DIR/control.json, automatically with
+--beta-neg auto, and raised after a divergence.
 
     echo '{"beta_neg": 64}' > saves/fantasy/control.json
 
-The training loop polls the file; a new valid value applies from the next step.
+The training loop polls the file when it logs; a new valid value applies from the next step and wins
+over the automatic controller.
 """
 import json
+import math
+import statistics
 from pathlib import Path
 
 KEYS = {"beta_neg"}
@@ -52,3 +56,81 @@ def parse(text):
                               or not value > 0 or value == float("inf")):
         raise ValueError(f"beta_neg must be a positive number, got {value!r}")
     return {k: float(v) for k, v in data.items()}
+
+
+class DivergenceGuard:
+    """Tells when a logged row means the run diverged, and when recoveries come too often to go on."""
+
+    def __init__(self, factor=10.0, window=20, max_recoveries=3, recovery_window=300):
+        self.factor, self.window = factor, window  # "exploding": rec error > factor x its recent median
+        self.max_recoveries, self.recovery_window = max_recoveries, recovery_window  # in steps
+        self.recent, self.recoveries = [], []
+
+    def check(self, row):
+        """None when the row is healthy, else the reason it is not."""
+        bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            return f"{', '.join(bad)} not finite"
+        if len(self.recent) >= 5 and row["rec"] > self.factor * statistics.median(self.recent):
+            return f"rec error {row['rec']:.3g} exploded ({self.factor:g}x above its recent median)"
+        self.recent = (self.recent + [row["rec"]])[-self.window:]
+        return None
+
+    def recovered(self, step):
+        """Count a recovery; True when there were too many within recovery_window steps."""
+        self.recoveries = [s for s in self.recoveries if s > step - self.recovery_window] + [step]
+        return len(self.recoveries) > self.max_recoveries
+
+    def state_dict(self):
+        return {"recent": list(self.recent), "recoveries": list(self.recoveries)}
+
+    def load_state_dict(self, state):
+        self.recent, self.recoveries = list(state["recent"]), list(state["recoveries"])
+
+
+class AutoBetaNeg:
+    """--beta-neg auto: moves beta_neg as the original author did by hand, within [low, high].
+
+    Signals, one value per logged row: rec (error per pixel), diff_kl (kl_fake - kl_real), exp_elbo_f.
+    Every `window` rows at most (a cooldown after each change, by hand or automatic) it compares the
+    median rec of the last window with the one before and with the best so far:
+      - collapse: median rec above `collapse` x the best median so far  -> beta_neg x 2;
+      - stable: median rec not above the previous window's (2 % slack), and the encoder tells fakes
+        apart too easily: median diff_kl < 0 or median expELBO_f < `separated`  -> beta_neg / 2.
+    Recoveries from divergence raise beta_neg x 2 in every mode (see DivergenceGuard).
+    """
+
+    def __init__(self, low=4.0, high=256.0, window=20, collapse=1.5, separated=1e-3):
+        self.low, self.high, self.window = low, high, window
+        self.collapse, self.separated = collapse, separated
+        self.rows, self.best, self.previous = [], math.inf, None
+
+    def hold(self):
+        """Start a new cooldown (after any change of beta_neg)."""
+        self.rows, self.previous = [], None
+
+    def update(self, row, beta_neg):
+        """The new beta_neg and why, or None to keep it."""
+        self.rows.append({k: row[k] for k in ("rec", "diff_kl", "exp_elbo_f")})
+        if len(self.rows) < self.window:
+            return None
+        window, self.rows = self.rows, []
+
+        def med(k):
+            return statistics.median(r[k] for r in window)
+
+        rec, previous = med("rec"), self.previous
+        self.previous, self.best = rec, min(self.best, rec)
+        if rec > self.collapse * self.best and beta_neg < self.high:
+            return min(self.high, 2 * beta_neg), f"auto: rec error {rec:.4g} > {self.collapse:g}x its best {self.best:.4g}"
+        separated = med("diff_kl") < 0 or med("exp_elbo_f") < self.separated
+        if previous is not None and rec <= 1.02 * previous and separated and beta_neg > self.low:
+            return max(self.low, beta_neg / 2), (f"auto: stable (rec {rec:.4g}), fakes easy to tell apart "
+                                                 f"(diff_kl {med('diff_kl'):.3g}, expELBO_f {med('exp_elbo_f'):.2g})")
+        return None
+
+    def state_dict(self):
+        return {"rows": list(self.rows), "best": self.best, "previous": self.previous}
+
+    def load_state_dict(self, state):
+        self.rows, self.best, self.previous = list(state["rows"]), state["best"], state["previous"]

@@ -56,7 +56,7 @@ def broadcast(value, device):
     """rank 0's float value on every rank (a host sync: call it only where the loop syncs anyway)."""
     if not dist.is_initialized():
         return value
-    t = torch.tensor([value], dtype=torch.float64, device=device)
+    t = torch.tensor([value if is_main() else 0.0], dtype=torch.float64, device=device)
     dist.broadcast(t, src=0)
     return t.item()
 

@@ -21,8 +21,10 @@ class History:
         self.path = Path(path)
         if resume_step is None or not self.path.exists():
             self.path.write_text(",".join(COLUMNS) + "\n")
-        else:  # rows written after the checkpoint we resume from would be replayed: drop them
-            rows = [r for r in self.rows() if int(r["step"]) <= resume_step]
+        else:  # rows written after the checkpoint we resume from would be replayed: drop them, and a
+            # line cut short by a crash with them
+            rows = [r for r in self.rows() if (r.get("step") or "").isdigit() and int(r["step"]) <= resume_step
+                    and None not in r and None not in r.values()]
             self._rewrite(rows)
 
     def rows(self):

@@ -13,8 +13,9 @@ config, for test.py and the notebook), samples/, history.csv and losses.png.
 import argparse
 import copy
 import math
-import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -26,7 +27,7 @@ from tqdm import tqdm
 
 import distributed
 from checkpoint import CheckpointError, export_model, load_strict, load_with_fallback, save_atomic
-from control import ControlFile
+from control import AutoBetaNeg, ControlFile, DivergenceGuard
 from dataset import DatasetError, ImageBatches, load_folder
 from losses import image_scale, transition_coefficient
 from models import PRESETS, ModelConfig, build_model, count_parameters, preset_config, reparameterize
@@ -56,8 +57,11 @@ def parse_args(argv=None):
       "(default %(default)s)")
     a("--beta-kl", type=float, default=1.0, help="weight of the KL of real images (default %(default)s)")
     a("--beta-rec", type=float, default=0.5, help="weight of the reconstruction error (default %(default)s)")
-    a("--beta-neg", type=float, default=256.0, help="weight of the KL/AS of rec and fake images in expELBO; "
-      "change it during the run through RUN_DIR/control.json (default %(default)s)")
+    a("--beta-neg", type=beta_neg_value, default=256.0, help="weight of the KL/AS of rec and fake images in "
+      "expELBO, or auto (see README); change it during the run through RUN_DIR/control.json (default %(default)s)")
+    a("--beta-neg-min", type=float, default=4.0, help="lower bound of --beta-neg auto (default %(default)s)")
+    a("--beta-neg-max", type=float, default=256.0, help="upper bound of --beta-neg auto and of the raises after "
+      "a divergence; auto starts there (default %(default)s)")
     a("--gamma-r", type=float, default=0.0, help="weight of the decoder's rec-of-rec terms; the seed's 1e-8 "
       "changes no weight beyond float32 noise (bench.py), so 0 skips them (default %(default)s)")
     a("--ema-decay", type=float, default=0.999, help="decay of the decoder's moving average (default %(default)s)")
@@ -84,9 +88,26 @@ def parse_args(argv=None):
     for k in ("epochs", "batch_size", "save_every", "sample_every", "log_every"):
         if getattr(args, k) < 1:
             p.error(f"--{k.replace('_', '-')} must be at least 1")
-    if args.beta_neg <= 0:
-        p.error("--beta-neg must be positive")
+    if not 0 < args.beta_neg_min <= args.beta_neg_max:
+        p.error("need 0 < --beta-neg-min <= --beta-neg-max")
     return args, given
+
+
+def beta_neg_value(text):
+    """--beta-neg: a positive number or 'auto'."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a positive number or auto, got {text!r}")
+    return value
+
+
+def initial_beta_neg(args):
+    return args.beta_neg_max if args.beta_neg == "auto" else args.beta_neg  # auto starts high, as the seed
 
 
 class Trainer:
@@ -114,7 +135,7 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.model.decoder.parameters(), args.lr, betas=(0.9, 0.999), fused=fused)
         self.sched_e = torch.optim.lr_scheduler.MultiStepLR(self.opt_e, [args.lr_drop_epoch], 0.1)
         self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, [args.lr_drop_epoch], 0.1)
-        self.hp = Hyper(args.beta_kl, args.beta_rec, args.beta_neg, args.gamma_r, image_scale(cfg.image_size),
+        self.hp = Hyper(args.beta_kl, args.beta_rec, initial_beta_neg(args), args.gamma_r, image_scale(cfg.image_size),
                         args.method, args.ema_decay, bf16=fast and device.type == "cuda")
         self.step_fn = fast_step if fast else reference_step
         self.generator = torch.Generator(device).manual_seed(args.seed * 1000 + distributed.rank())
@@ -169,155 +190,231 @@ class Trainer:
         return E.eval(), D.eval()
 
 
-def train(args, given):
-    try:
-        rank, world, device = distributed.setup(args.device)
-    except ValueError as err:
-        raise RunError(str(err))
-    main = rank == 0
-    log = tqdm.write if main else (lambda *a, **k: None)
-    data_dir = Path(args.data)
-    run_dir = Path(args.out or Path("saves") / data_dir.name)
+class Run:
+    """One training run: the Trainer plus what surrounds the steps (data, logs, control, recovery, saving)."""
 
-    saved = None
-    if args.resume:
-        saved, source = load_with_fallback(run_dir / "checkpoint.pt", map_location="cpu", log=log)
-        merged = {**saved["args"], "max_steps": None, **given}  # flags given now win over the saved ones
-        merged.update(resume=True, out=str(run_dir))
-        args = argparse.Namespace(**merged)
-        cfg = ModelConfig.from_dict(saved["config"])
-    else:
+    def __init__(self, args, given):
         try:
-            cfg = preset_config(args.preset, args.image_size, args.z_dim)
+            self.rank, self.world, self.device = distributed.setup(args.device)
         except ValueError as err:
             raise RunError(str(err))
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    torch.manual_seed(args.seed)
+        self.main = self.rank == 0
+        self.log = tqdm.write if self.main else (lambda *a, **k: None)
+        self.data_dir = Path(args.data)
+        self.dir = Path(args.out or Path("saves") / self.data_dir.name)
+        saved = None
+        if args.resume:
+            saved, source = load_with_fallback(self.dir / "checkpoint.pt", map_location="cpu", log=self.log)
+            merged = {**saved["args"], "max_steps": None, **given}  # flags given now win over the saved ones
+            merged.update(resume=True, out=str(self.dir))
+            args = argparse.Namespace(**merged)
+            cfg = ModelConfig.from_dict(saved["config"])
+        else:
+            try:
+                cfg = preset_config(args.preset, args.image_size, args.z_dim)
+            except ValueError as err:
+                raise RunError(str(err))
+        self.args, self.cfg = args, cfg
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        torch.manual_seed(args.seed)
 
-    images, _ = load_folder(data_dir, cfg.image_size, min_images=args.batch_size * world, log=log)
-    images = images.to(device)
-    trainer = Trainer(args, cfg, device, world)
-    if saved is not None:
-        trainer.load_state(saved, source)
-        log(f"resumed from {source}: epoch {trainer.epoch}, step {trainer.step}, beta_neg {trainer.hp.beta_neg:g}")
-        if "beta_neg" in given:
-            trainer.hp.beta_neg = args.beta_neg
-    sampler = DistributedSampler(range(len(images)), num_replicas=world, rank=rank, shuffle=True,
-                                 seed=args.seed, drop_last=True)
-    batches = ImageBatches(images, args.batch_size, sampler, trainer.generator, trainer.memory_format)
-    steps_per_epoch = len(batches)
-    total_steps = args.epochs * steps_per_epoch
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "samples").mkdir(exist_ok=True)
-        log(f"{args.preset} model, {count_parameters(trainer.model) / 1e6:.1f} M parameters, {cfg.image_size}px, "
-            f"z_dim {cfg.z_dim}, on {device}" + (f" x {world} processes" if world > 1 else "")
-            + f"; {steps_per_epoch} steps per epoch; run directory {run_dir}")
-    history = History(run_dir / "history.csv", trainer.step if saved else None) if main else None
-    control = ControlFile(run_dir / "control.json", log=log)
-    if saved is None or "beta_neg" in given:
-        control.poll()  # --beta-neg wins over what the file held before this start; later edits apply
+        images, _ = load_folder(self.data_dir, cfg.image_size, min_images=args.batch_size * self.world, log=self.log)
+        self.images = images.to(self.device)
+        self.trainer = trainer = Trainer(args, cfg, self.device, self.world)
+        self.guard = DivergenceGuard()
+        self.auto = AutoBetaNeg(args.beta_neg_min, args.beta_neg_max) if args.beta_neg == "auto" else None
+        if saved is not None:
+            trainer.load_state(saved, source)
+            self.guard.load_state_dict(saved["control"]["guard"])
+            if self.auto and saved["control"]["auto"]:
+                self.auto.load_state_dict(saved["control"]["auto"])
+            self.log(f"resumed from {source}: epoch {trainer.epoch}, step {trainer.step}, "
+                     f"beta_neg {trainer.hp.beta_neg:g}")
+            if "beta_neg" in given:
+                trainer.hp.beta_neg = initial_beta_neg(args)
+        sampler = DistributedSampler(range(len(images)), num_replicas=self.world, rank=self.rank, shuffle=True,
+                                     seed=args.seed, drop_last=True)
+        self.batches = ImageBatches(self.images, args.batch_size, sampler, trainer.generator, trainer.memory_format)
+        self.steps_per_epoch = len(self.batches)
+        self.total_steps = args.epochs * self.steps_per_epoch
+        if self.main:
+            (self.dir / "samples").mkdir(parents=True, exist_ok=True)
+            self.log(f"{args.preset} model, {count_parameters(trainer.model) / 1e6:.1f} M parameters, "
+                     f"{cfg.image_size}px, z_dim {cfg.z_dim}, on {self.device}"
+                     + (f" x {self.world} processes" if self.world > 1 else "")
+                     + f"; {self.steps_per_epoch} steps per epoch; run directory {self.dir}")
+        self.history = History(self.dir / "history.csv", trainer.step if saved else None) if self.main else None
+        self.control = ControlFile(self.dir / "control.json", log=self.log)
+        if saved is None or "beta_neg" in given:
+            self.control.poll()  # --beta-neg wins over what the file held before this start; later edits apply
+        self.fixed_real = images[torch.linspace(0, len(images) - 1, min(GRID, len(images))).long()]  # one per family
+        self.fixed_noise = torch.randn(len(self.fixed_real), cfg.z_dim,
+                                       generator=torch.Generator().manual_seed(args.seed))
+        self.good = self.weights()  # the last state known to be healthy, kept in memory
 
-    fixed_real = images[torch.linspace(0, len(images) - 1, min(GRID, len(images))).long()]  # spread over the set
-    fixed_noise = torch.randn(len(fixed_real), cfg.z_dim, generator=torch.Generator().manual_seed(args.seed))
+    def weights(self):
+        """A copy of what a recovery restores: weights, EMA, optimiser moments."""
+        t = self.trainer
+        return copy.deepcopy({"model": t.model.state_dict(), "ema": t.ema.state_dict(),
+                              "optimizer_e": t.opt_e.state_dict(), "optimizer_d": t.opt_d.state_dict()})
 
-    def save():
-        if not main:
+    def event(self, text, **row):
+        self.log(f"step {self.trainer.step}: {text}")
+        if self.main:
+            self.history.append({"step": self.trainer.step, "epoch": self.trainer.epoch + 1,
+                                 "beta_neg": self.trainer.hp.beta_neg, "event": text, **row})
+
+    def set_beta_neg(self, value, why):
+        value = distributed.broadcast(value, self.device)  # rank 0's value (others pass None)
+        if value != self.trainer.hp.beta_neg:
+            old, self.trainer.hp.beta_neg = self.trainer.hp.beta_neg, value
+            if self.auto:
+                self.auto.hold()
+            self.event(f"beta_neg {old:g} -> {value:g} ({why})")
+
+    def after_log(self, row):
+        """At every logged step: divergence check and recovery, history, progress bar, beta_neg."""
+        t = self.trainer
+        problem = self.guard.check(row)
+        if distributed.any_rank(problem is not None, self.device):
+            self.recover(problem or "another process diverged", row)
             return
-        state = trainer.state()
-        save_atomic(state, run_dir / "checkpoint.pt")
-        E, D = trainer.calibrated(images)
-        export_model(run_dir / "model.pt", cfg.to_dict(), E, D,
-                     {"epoch": trainer.epoch, "step": trainer.step, "data": str(data_dir), "preset": args.preset,
-                      "beta_neg": trainer.hp.beta_neg, "method": args.method})
-        plot_history(run_dir / "history.csv", run_dir / "losses.png")
+        self.good = self.weights()
+        if self.main:
+            self.history.append(row)
+            self.bar.set_postfix(rec=f"{row['rec']:.4f}", kl_real=f"{row['kl_real']:.1f}",
+                                 kl_fake=f"{row['kl_fake']:.1f}", diff_kl=f"{row['diff_kl']:.1f}",
+                                 beta_neg=f"{row['beta_neg']:g}", img_s=f"{row['img_per_s']:.1f}")
+        # Rank 0 reads the file and runs the controller; set_beta_neg gives its value to every rank.
+        new = self.control.poll() if self.main else None
+        if distributed.any_rank(new is not None, self.device):
+            self.set_beta_neg(new["beta_neg"] if new else None, "control.json")
+        elif self.auto:
+            change = self.auto.update(row, t.hp.beta_neg) if self.main else None
+            if distributed.any_rank(change is not None, self.device):
+                self.set_beta_neg(*(change or (None, None)))
+
+    def recover(self, problem, row):
+        """Back to the last healthy weights, beta_neg x 2, go on; stop when it happens too often."""
+        t = self.trainer
+        t.model.load_state_dict(self.good["model"])
+        t.ema.load_state_dict(self.good["ema"])
+        t.opt_e.load_state_dict(self.good["optimizer_e"])
+        t.opt_d.load_state_dict(self.good["optimizer_d"])
+        too_many = self.guard.recovered(t.step)
+        if self.main:
+            self.history.append({**row, "event": f"diverged: {problem}"})
+        self.set_beta_neg(min(self.args.beta_neg_max, 2 * t.hp.beta_neg),
+                          f"recovered from divergence ({problem}): back to the last healthy weights")
+        if too_many:
+            self.save()
+            raise RunError(f"the run diverged {len(self.guard.recoveries)} times within "
+                           f"{self.guard.recovery_window} steps (last: {problem} at step {t.step}, beta_neg "
+                           f"{row['beta_neg']:g}, beta_kl {self.args.beta_kl:g}, beta_rec {self.args.beta_rec:g}); "
+                           f"saved the last healthy state to {self.dir}/checkpoint.pt. Try a higher --beta-neg "
+                           f"or a lower --lr, then --resume")
+
+    def save(self):
+        """checkpoint.pt (everything) and model.pt (for test.py); a failed write warns and keeps the last one."""
+        if not self.main:
+            return True
+        t = self.trainer
+        state = {**t.state(), "control": {"guard": self.guard.state_dict(),
+                                          "auto": self.auto.state_dict() if self.auto else None}}
+        try:
+            save_atomic(state, self.dir / "checkpoint.pt")
+            E, D = t.calibrated(self.images)
+            export_model(self.dir / "model.pt", self.cfg.to_dict(), E, D,
+                         {"epoch": t.epoch, "step": t.step, "data": str(self.data_dir), "preset": self.args.preset,
+                          "beta_neg": t.hp.beta_neg, "method": self.args.method})
+            plot_history(self.dir / "history.csv", self.dir / "losses.png")
+        except OSError as err:
+            self.log(f"warning: could not write to {self.dir} at step {t.step} ({err}); the previous checkpoint "
+                     f"is kept and training goes on")
+            return False
+        return True
 
     @torch.no_grad()
-    def samples():
-        E, D = trainer.calibrated(images)
-        real = fixed_real.float().div(255).contiguous(memory_format=trainer.memory_format)
-        rec = D(E(real)[0])
-        sample = D(fixed_noise.to(device))
-        save_grid(run_dir / "samples" / f"epoch_{trainer.epoch:04d}.png", real.cpu(), rec.cpu(), sample.cpu())
+    def samples(self):
+        E, D = self.trainer.calibrated(self.images)
+        real = self.fixed_real.float().div(255).contiguous(memory_format=self.trainer.memory_format)
+        rec, sample = D(E(real)[0]), D(self.fixed_noise.to(self.device))
+        save_grid(self.dir / "samples" / f"epoch_{self.trainer.epoch:04d}.png", real.cpu(), rec.cpu(), sample.cpu())
 
-    meter, last_log, t_log, n_img = {}, None, time.perf_counter(), 0
-    good = copy.deepcopy(trainer.state())  # the last state known to be finite, kept in memory
-    t_start, t_first, done = time.perf_counter(), None, False
-    try:
-        while trainer.epoch < args.epochs and not done:
-            skip = trainer.step - trainer.epoch * steps_per_epoch  # batches done before an interruption
-            bar = tqdm(batches.epoch(trainer.epoch, skip), total=steps_per_epoch, initial=skip, leave=False,
-                       desc=f"epoch {trainer.epoch + 1}/{args.epochs}", disable=not main, dynamic_ncols=True)
-            for x in bar:
-                stats, c = trainer.train_step(x, total_steps)
-                n_img += x.shape[0] * world
-                for k, v in stats.items():
+    def train(self):
+        t, args = self.trainer, self.args
+        meter, last, t_log, n_img = {}, None, time.perf_counter(), 0
+        t_start, t_first, done = time.perf_counter(), None, False
+        while t.epoch < args.epochs and not done:
+            skip = t.step - t.epoch * self.steps_per_epoch  # batches done before an interruption
+            self.bar = tqdm(self.batches.epoch(t.epoch, skip), total=self.steps_per_epoch, initial=skip,
+                            leave=False, desc=f"epoch {t.epoch + 1}/{args.epochs}", disable=not self.main,
+                            dynamic_ncols=True)
+            for x in self.bar:
+                stats, c = t.train_step(x, self.total_steps)
+                n_img += x.shape[0] * self.world
+                for k, v in stats.items():  # summed on the device: no host sync until the next log
                     meter[k] = meter.get(k, 0) + v
                 meter["n"] = meter.get("n", 0) + 1
-                if device.type == "cpu" and t_first is None:
-                    t_first = time.perf_counter()  # the first step warms up: time the next ones
-                    first_step = trainer.step
-                elif device.type == "cpu" and trainer.step == first_step + 3:
+                if self.device.type == "cpu" and t_first is None:
+                    t_first, first_step = time.perf_counter(), t.step  # the first step warms up: time the next
+                elif self.device.type == "cpu" and t.step == first_step + 3:
                     per_step = (time.perf_counter() - t_first) / 3
-                    hint = {"full": "; --preset small is about 10x faster", "small": ""}.get(args.preset, "")
-                    log(f"on the CPU: about {per_step:.1f} s per step, {per_step * steps_per_epoch / 60:.1f} min "
-                        f"per epoch{hint}")
-                done = trainer.step == args.max_steps
-                if trainer.step % args.log_every == 0 or trainer.step % steps_per_epoch == 0 or done:
-                    row = {k: (v / meter["n"]).item() for k, v in meter.items() if k != "n"}
+                    hint = "; --preset small is about 10x faster" if args.preset == "full" else ""
+                    self.log(f"on the CPU: about {per_step:.1f} s per step, "
+                             f"{per_step * self.steps_per_epoch / 60:.1f} min per epoch{hint}")
+                done = t.step == args.max_steps
+                if t.step % args.log_every == 0 or t.step % self.steps_per_epoch == 0 or done:
                     now = time.perf_counter()
-                    row.update(step=trainer.step, epoch=trainer.epoch + 1, beta_neg=trainer.hp.beta_neg, c=c,
+                    row = {k: (v / meter["n"]).item() for k, v in meter.items() if k != "n"}
+                    row.update(step=t.step, epoch=t.epoch + 1, beta_neg=t.hp.beta_neg, c=c,
                                img_per_s=n_img / (now - t_log))
-                    meter, t_log, n_img = {}, now, 0
-                    if not all(math.isfinite(v) for v in row.values() if isinstance(v, float)):
-                        trainer.load_state(good, "the last good state")
-                        save()
-                        raise RunError(f"a loss is not finite near step {row['step']} (beta_neg "
-                                       f"{row['beta_neg']:g}, beta_kl {args.beta_kl:g}, beta_rec {args.beta_rec:g}); "
-                                       f"saved the last good state (step {trainer.step}) to {run_dir}/checkpoint.pt. "
-                                       f"Raise beta_neg (--beta-neg) and --resume")
-                    good = copy.deepcopy(trainer.state())
-                    last_log = row
-                    if main:
-                        history.append(row)
-                        bar.set_postfix(rec=f"{row['rec']:.4f}", kl_real=f"{row['kl_real']:.1f}",
-                                        kl_fake=f"{row['kl_fake']:.1f}", diff_kl=f"{row['diff_kl']:.1f}",
-                                        beta_neg=f"{row['beta_neg']:g}", img_s=f"{row['img_per_s']:.1f}")
-                    new = control.poll() if main else None
-                    beta_neg = distributed.broadcast(new["beta_neg"] if new else trainer.hp.beta_neg, device)
-                    if beta_neg != trainer.hp.beta_neg:
-                        log(f"step {trainer.step}: beta_neg {trainer.hp.beta_neg:g} -> {beta_neg:g} (control.json)")
-                        trainer.hp.beta_neg = beta_neg
-                        if main:
-                            history.append({"step": trainer.step, "epoch": trainer.epoch + 1, "beta_neg": beta_neg,
-                                            "event": f"beta_neg {beta_neg:g} from control.json"})
+                    meter, t_log, n_img, last = {}, now, 0, row
+                    self.after_log(row)
                 if done:
                     break
-            bar.close()
-            if trainer.step % steps_per_epoch:  # stopped inside an epoch (--max-steps)
-                log(f"stopped at step {trainer.step} (--max-steps)")
+            self.bar.close()
+            if t.step % self.steps_per_epoch:  # stopped inside an epoch (--max-steps)
+                self.log(f"stopped at step {t.step} (--max-steps)")
                 break
-            trainer.epoch += 1
-            trainer.sched_e.step()
-            trainer.sched_d.step()
-            if main and last_log:
-                log(f"epoch {trainer.epoch}/{args.epochs}  step {trainer.step}  rec {last_log['rec']:.5f}  "
-                    f"kl_real {last_log['kl_real']:.1f}  kl_fake {last_log['kl_fake']:.1f}  "
-                    f"diff_kl {last_log['diff_kl']:.1f}  beta_neg {trainer.hp.beta_neg:g}  c {c:.3f}  "
-                    f"{last_log['img_per_s']:.1f} img/s")
-            if main and (trainer.epoch % args.sample_every == 0 or trainer.epoch == args.epochs):
-                samples()
-            if trainer.epoch % args.save_every == 0 and trainer.epoch < args.epochs and not done:
-                save()
+            t.epoch += 1
+            t.sched_e.step()
+            t.sched_d.step()
+            if last:
+                self.log(f"epoch {t.epoch}/{args.epochs}  step {t.step}  rec {last['rec']:.5f}  "
+                         f"kl_real {last['kl_real']:.1f}  kl_fake {last['kl_fake']:.1f}  "
+                         f"diff_kl {last['diff_kl']:.1f}  beta_neg {t.hp.beta_neg:g}  c {last['c']:.3f}  "
+                         f"{last['img_per_s']:.1f} img/s")
+            if self.main and (t.epoch % args.sample_every == 0 or t.epoch == args.epochs):
+                self.samples()
+            if t.epoch % args.save_every == 0 and t.epoch < args.epochs and not done:
+                self.save()
+        return time.perf_counter() - t_start
+
+
+def train(args, given):
+    run = Run(args, given)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # (tests run it in a thread)
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None  # as Ctrl-C
+    try:
+        seconds = run.train()
     except KeyboardInterrupt:
-        save()
-        log(f"interrupted at step {trainer.step}; saved {run_dir}/checkpoint.pt (continue with --resume)")
-        return trainer
-    save()
-    log(f"done: {trainer.epoch} epochs, {trainer.step} steps in {(time.perf_counter() - t_start) / 60:.1f} min; "
-        f"{run_dir}/model.pt")
-    return trainer
+        run.save()
+        run.log(f"interrupted at step {run.trainer.step}; saved {run.dir}/checkpoint.pt (continue with --resume)")
+        return run.trainer
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+    if not run.save():
+        raise RunError(f"could not write the final checkpoint to {run.dir}; the previous one is kept")
+    run.log(f"done: {run.trainer.epoch} epochs, {run.trainer.step} steps in {seconds / 60:.1f} min; "
+            f"{run.dir}/model.pt")
+    return run.trainer
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def main(argv=None):

@@ -83,7 +83,7 @@ def test_beta_neg_follows_control_json_during_a_run(tmp_path, images12, capsys):
     assert done == [0]
     history = rows(run)
     events = [r for r in history if r["event"]]
-    assert [r["event"] for r in events] == ["beta_neg 64 from control.json"]
+    assert [r["event"] for r in events] == ["beta_neg 256 -> 64 (control.json)"]
     changed = int(events[0]["step"])
     assert all(float(r["beta_neg"]) == 256 for r in history if int(r["step"]) <= changed and not r["event"])
     assert all(float(r["beta_neg"]) == 64 for r in history if int(r["step"]) > changed)
