@@ -8,14 +8,16 @@ reason, reported once in one line. `ImageBatches` keeps the images on the traini
 and does the shuffling and the random horizontal flips there.
 """
 import argparse
+import errno
 import os
+import stat
 import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 BACKGROUND = (128, 128, 128)  # transparent pixels are composited on neutral grey
@@ -27,47 +29,49 @@ class DatasetError(Exception):
 
 
 def find_images(folder):
-    """Image files under folder, recursively, following symbolic links once, sorted for determinism."""
+    """Image files under folder, recursively, sorted for determinism.
+
+    Symbolic links are followed, but each real folder and file is taken once: a link loop ends, and a
+    second link to the same image adds no duplicate.
+    """
     found, seen = [], set()
     for root, dirs, files in os.walk(folder, followlinks=True):
         real = os.path.realpath(root)
-        if real in seen:  # a link back up the tree
+        if real in seen:  # a link back up the tree, or a second link to the same folder
             dirs[:] = []
             continue
         seen.add(real)
         dirs.sort()
-        found += [Path(root) / f for f in sorted(files) if Path(f).suffix.lower() in EXTENSIONS]
+        for name in sorted(files):
+            path = Path(root) / name
+            real = os.path.realpath(path)
+            if path.suffix.lower() in EXTENSIONS and real not in seen:
+                seen.add(real)
+                found.append(path)
     return found
 
 
 def _to_rgb(img):
-    """RGB uint8 from any PIL mode: 16-bit scaled down, alpha composited, CMYK and palettes converted."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit (or 32-bit) grey: scale, do not clip
-        a = np.asarray(img).astype(np.float64)
-        a = a / 257.0 if a.max() > 255 else a
-        img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "L")
-    elif img.mode == "F":
-        a = np.asarray(img)
-        img = Image.fromarray(np.clip(a * (255 if a.max() <= 1 else 1), 0, 255).astype(np.uint8), "L")
-    if img.mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        img = img.convert("RGBA")
+    """RGB from any mode PIL gives for these formats: 16-bit grey scaled down, transparency composited."""
+    if img.mode.startswith("I"):  # 16-bit grey PNG ("I;16", or "I" in older Pillow): convert() would clip at 255
+        a = np.rint(np.asarray(img, dtype=np.float64) / 257)  # always, even if no value exceeds 255 (a dark image)
+        img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:  # alpha, a palette entry or a colour key
         flat = Image.new("RGBA", img.size, BACKGROUND + (255,))
-        img = Image.alpha_composite(flat, img)
+        img = Image.alpha_composite(flat, img.convert("RGBA"))
     return img.convert("RGB")
 
 
 def load_image(path, size):
     """One image as a (size, size, 3) uint8 array: EXIF orientation applied, shorter side resized, centre crop.
 
-    Returns (array, upscaled). Raises OSError/ValueError subclasses with a short reason.
+    Returns (array, upscaled). Raises an exception with a short reason when the file cannot be used.
     """
     with Image.open(path) as img:
-        if img.width * img.height > MAX_PIXELS:
+        img.seek(0)  # animated GIF, PNG or WebP: the first frame
+        if img.width * img.height > MAX_PIXELS:  # the header's claim, checked before anything is decoded
             raise ValueError(f"too large ({img.width}x{img.height}), refused as a decompression bomb")
-        img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when the image is much larger
-        img.seek(0)  # animated images: the first frame
+        img.draft("RGB", (size, size))  # JPEG: decode at 1/2, 1/4 or 1/8 scale, both sides still >= size
         img = _to_rgb(ImageOps.exif_transpose(img))
         upscaled = min(img.size) < size
         factor = min(img.size) // (3 * size)
@@ -78,35 +82,43 @@ def load_image(path, size):
 
 
 def _reason(err):
-    text = str(err).split("\n")[0]
+    """A few words on why a file was skipped: no path, no traceback."""
+    if isinstance(err, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return "too large, refused as a decompression bomb"  # PIL's own limits, met in Image.open
     if isinstance(err, PermissionError):
         return "not readable"
-    if "truncated" in text or isinstance(err, SyntaxError):
+    if isinstance(err, OSError) and err.errno in (errno.ENOENT, errno.ELOOP):
+        return "broken link"  # dangling, or a loop
+    if isinstance(err, UnidentifiedImageError):
+        return "not an image"
+    text = str(err).split("\n")[0]
+    if "truncated" in text.lower() or isinstance(err, (SyntaxError, EOFError)):
         return "truncated or corrupt"
-    if "cannot identify image file" in text:
-        return "empty file" if "0 bytes" in text else "not an image"
-    return text[:80]
+    return text[:80] or type(err).__name__
 
 
 def load_folder(folder, size, min_images=1, log=print):
     """All usable images of folder as a uint8 tensor (N, 3, size, size), plus their paths."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DatasetError(f"image folder {folder} does not exist; pass --data DIR "
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise DatasetError(f"image folder {folder} {what}; pass --data DIR "
                            f"(or make the demo set: python dataset.py --make-demo {folder})")
     paths = find_images(folder)
     if not paths:
         raise DatasetError(f"no images (jpg, jpeg, png, webp, bmp, gif) in {folder}; pass --data DIR")
     arrays, kept, skipped, small = [], [], [], []
     with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        warnings.simplefilter("error", Image.DecompressionBombWarning)  # PIL's 89 M pixel warning: refuse
         for p in paths:
             try:
-                if p.stat().st_size == 0:
+                st = p.stat()  # follows links: a dangling one or a loop fails here
+                if not stat.S_ISREG(st.st_mode):
+                    raise ValueError("not a regular file")  # a named pipe would block Image.open forever
+                if st.st_size == 0:
                     raise ValueError("empty file")
                 a, upscaled = load_image(p, size)
-            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
-                    Image.DecompressionBombWarning) as err:
+            except Exception as err:  # PIL's decoders raise many types on bad data; one file must not stop the run
                 skipped.append(f"{p.relative_to(folder)} ({_reason(err)})")
                 continue
             arrays.append(a)
@@ -119,8 +131,9 @@ def load_folder(folder, size, min_images=1, log=print):
     log(line)
     if small:
         log(f"warning: {len(small)} images smaller than {size} px were upscaled (e.g. {small[0]})")
-    if len(kept) < min_images:
-        raise DatasetError(f"{folder} has {len(kept)} usable images, fewer than the {min_images} needed "
+    need = max(min_images, 1)  # at least one: np.stack needs it
+    if len(kept) < need:
+        raise DatasetError(f"{folder} has {len(kept)} usable images, fewer than the {need} needed "
                            f"(the batch size); add images or lower --batch-size")
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S) uint8
     return images, kept

@@ -226,9 +226,11 @@ class Run:
         self.auto = AutoBetaNeg(args.beta_neg_min, args.beta_neg_max) if args.beta_neg == "auto" else None
         if saved is not None:
             trainer.load_state(saved, source)
-            self.guard.load_state_dict(saved["control"]["guard"])
-            if self.auto and saved["control"]["auto"]:
-                self.auto.load_state_dict(saved["control"]["auto"])
+            control = saved.get("control") or {}  # (absent from checkpoints of earlier versions)
+            if control.get("guard"):
+                self.guard.load_state_dict(control["guard"])
+            if self.auto and control.get("auto"):
+                self.auto.load_state_dict(control["auto"])
             self.log(f"resumed from {source}: epoch {trainer.epoch}, step {trainer.step}, "
                      f"beta_neg {trainer.hp.beta_neg:g}")
             if "beta_neg" in given:
