@@ -1,11 +1,11 @@
 """Train AS-IntroVAE on a folder of images (../shared/AS_INTROVAE.md).
 
-    python train.py                                       # the demo set data/fantasy, full model, GPU if any
-    python train.py --preset small --epochs 3             # a first run on a laptop CPU (a few minutes)
-    python train.py --data ~/my_places --out saves/mine   # your own folder
-    python train.py --resume --epochs 500                 # go on from saves/fantasy/checkpoint.pt
-    torchrun --standalone --nproc_per_node=4 train.py     # DistributedDataParallel over 4 GPUs
-    echo '{"beta_neg": 64}' > saves/fantasy/control.json  # change beta_neg while it runs
+    python train.py                                          # demo set data/fantasy, full model, GPU
+    python train.py --preset small --epochs 5 --out runs/demo  # a first run on a laptop CPU (minutes)
+    python train.py --data ~/my_places --out saves/mine      # your own folder
+    python train.py --resume --epochs 500                    # go on from saves/fantasy/checkpoint.pt
+    torchrun --standalone --nproc_per_node=4 train.py        # DistributedDataParallel over 4 GPUs
+    echo '{"beta_neg": 64}' > saves/fantasy/control.json     # change beta_neg while it runs
 
 A run directory receives checkpoint.pt (everything, for --resume), model.pt (encoder, EMA decoder and
 config, for test.py and the notebook), samples/, history.csv and losses.png.
