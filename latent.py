@@ -1,0 +1,135 @@
+"""Walks in the latent space of a trained model: encode, interpolate, decode, sample, and show.
+
+Used by test.py (the t-SNE map) and img_interpolation.ipynb. Images go in as the uint8 tensors of
+`dataset.load_folder` and come out as float tensors in [0, 1] on the CPU.
+"""
+import math
+
+import imageio.v3 as iio
+import matplotlib.pyplot as plt
+import torch
+from torchvision.utils import make_grid
+
+
+def _device(model):
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def encode(model, images, batch_size=32):
+    """The posterior means mu of uint8 images (N, 3, S, S), in batches: (N, z_dim) on the CPU."""
+    mus = [model.encoder(images[i:i + batch_size].to(_device(model)).float().div(255))[0].cpu()
+           for i in range(0, len(images), batch_size)]
+    return torch.cat(mus)
+
+
+@torch.no_grad()
+def decode(model, z, batch_size=32):
+    """Images of latent codes (N, z_dim) by the model's (EMA) decoder, clamped to [0, 1], on the CPU."""
+    return torch.cat([model.decoder(z[i:i + batch_size].to(_device(model))).clamp(0, 1).cpu()
+                      for i in range(0, len(z), batch_size)])
+
+
+def pick(paths, names):
+    """Indices in paths of the files named (stem, e.g. "castle_00", or file name)."""
+    index = {**{p.stem: i for i, p in enumerate(paths)}, **{p.name: i for i, p in enumerate(paths)}}
+    missing = [n for n in names if n not in index]
+    if missing:
+        raise KeyError(f"no image named {', '.join(missing)} among the {len(paths)} loaded")
+    return [index[n] for n in names]
+
+
+def lerp(z0, z1, frames):
+    """frames codes on the straight line from z0 to z1, both ends included: (frames, z_dim)."""
+    t = torch.linspace(0, 1, frames).unsqueeze(1)  # (frames, 1)
+    return (1 - t) * z0 + t * z1
+
+
+def slerp(z0, z1, frames, eps=1e-4):
+    """frames codes on the great circle from z0 to z1 (White, Sampling Generative Networks, 2016).
+
+    With equal norms the norm stays constant, as for samples of N(0, I), which concentrate on a sphere.
+    Nearly parallel (or opposite) codes have no unique great circle: then it is the straight line.
+    """
+    u0, u1 = z0 / z0.norm().clamp_min(1e-12), z1 / z1.norm().clamp_min(1e-12)
+    omega = 2 * torch.atan2((u0 - u1).norm(), (u0 + u1).norm())  # the angle; exact near 0, unlike arccos
+    if torch.sin(omega) < eps:
+        return lerp(z0, z1, frames)
+    t = torch.linspace(0, 1, frames).unsqueeze(1)
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+def save_gif(path, images, frame_ms=80, hold_ms=600):
+    """A looping ping-pong GIF of images (N, 3, S, S) in [0, 1]: forth and back, the two ends held longer.
+
+    Returns the number of frames, 2N - 2 (the ends are not repeated).
+    """
+    frames = (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1)  # (N, S, S, 3)
+    frames = torch.cat([frames, frames.flip(0)[1:-1]]).numpy()
+    ends = (0, len(images) - 1)
+    durations = [hold_ms if i in ends else frame_ms for i in range(len(frames))]
+    iio.imwrite(path, frames, extension=".gif", duration=durations, loop=0)
+    return len(frames)
+
+
+def nearest(z, bank):
+    """For each code of z (F, z_dim), the index of its nearest row of bank (N, z_dim), Euclidean."""
+    return torch.cdist(z, bank).argmin(dim=1)
+
+
+def sample(model, n, temperature=1.0, seed=0):
+    """n images decoded from z ~ N(0, I) * temperature; temperature < 1 trades variety for fidelity."""
+    z = torch.randn(n, model.config.z_dim, generator=torch.Generator().manual_seed(seed)) * temperature
+    return decode(model, z)
+
+
+def _bare(ax):
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def rows_figure(rows, title, columns=8, inches=1.5):
+    """Labelled rows of images, wrapped every `columns` images (e.g. originals over reconstructions).
+
+    rows: [(label, images (N, 3, S, S) in [0, 1], N captions or None)], the same N in every row.
+    """
+    n = len(rows[0][1])
+    columns = min(columns, n)
+    blocks = math.ceil(n / columns)
+    label, gap, caption, head = 0.3, 0.05, 0.2, 0.38  # inches: row labels, between images, captions, title
+    block = sum(inches + gap + (caption if r[2] else 0) for r in rows) + 2 * gap
+    fig = plt.figure(figsize=(label + columns * (inches + gap), head + blocks * block))
+    w, h = fig.get_size_inches()
+    top = h - head
+    for b in range(blocks):
+        for name, images, captions in rows:
+            top -= (caption if captions else 0) + inches
+            for c in range(min(columns, n - b * columns)):
+                i = b * columns + c
+                ax = fig.add_axes(((label + c * (inches + gap)) / w, top / h, inches / w, inches / h))
+                ax.imshow(images[i].permute(1, 2, 0).numpy())
+                _bare(ax)
+                if captions:
+                    ax.set_title(captions[i], fontsize=8, pad=2)
+                if c == 0:
+                    ax.set_ylabel(name, fontsize=10)
+            top -= gap
+        top -= 2 * gap
+    fig.suptitle(title, y=1 - 0.12 / h, va="top", fontsize=11)
+    return fig
+
+
+def grid_figure(images, title, nrow=8, dpi=150):
+    """A grid of images (N, 3, S, S) in [0, 1] at their pixel size (or larger, to fill 6 inches), under a title."""
+    grid = make_grid(images, nrow=nrow, padding=2, pad_value=1.0).permute(1, 2, 0).numpy()
+    h, w = grid.shape[:2]
+    width = max(w / dpi, 6.0)
+    height, head = width * h / w, 0.45  # inches: the grid, the title
+    fig = plt.figure(figsize=(width, height + head), dpi=dpi)
+    ax = fig.add_axes((0, 0, 1, height / (height + head)))
+    ax.imshow(grid, interpolation="nearest")
+    ax.axis("off")
+    fig.suptitle(title, y=1 - 0.1 / (height + head), va="top", fontsize=13)
+    return fig

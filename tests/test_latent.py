@@ -1,0 +1,168 @@
+"""test.py, latent.py and img_interpolation.ipynb on a tiny model trained once on generated images."""
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import nbformat
+import numpy as np
+import pytest
+import torch
+from nbclient import NotebookClient
+from skimage.metrics import peak_signal_noise_ratio
+
+import latent
+import train
+from checkpoint import load_model
+from conftest import ROOT, write_images
+from dataset import load_folder
+
+# test.py is loaded from its path: "import test" could find the standard library's test package
+_spec = importlib.util.spec_from_file_location("map_script", ROOT / "test.py")
+map_script = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(map_script)
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory, images12):
+    """The model.pt of a 2-epoch tiny run (64x64, z_dim 32)."""
+    run = tmp_path_factory.mktemp("tiny") / "run"
+    assert train.main(["--data", str(images12), "--preset", "tiny", "--epochs", "2", "--out", str(run)]) == 0
+    return run / "model.pt"
+
+
+@pytest.fixture(scope="session")
+def families12(tmp_path_factory, images12):
+    """The twelve images named a_00, b_00, c_00, a_01, ...: three families."""
+    folder = tmp_path_factory.mktemp("families")
+    for i, path in enumerate(sorted(images12.glob("*.png"))):
+        shutil.copy(path, folder / f"{'abc'[i % 3]}_{i // 3:02d}.png")
+    return folder
+
+
+def run_map(tmp_path, capsys, model, data, *extra):
+    out, recon = tmp_path / "map.png", tmp_path / "recon.png"
+    argv = ["--model", str(model), "--data", str(data), "--out", str(out), "--recon-out", str(recon),
+            "--device", "cpu", *extra]
+    assert map_script.main(argv) == 0
+    assert out.is_file() and recon.is_file()
+    assert iio.imread(out).shape[2] in (3, 4) and iio.imread(recon).shape[2] in (3, 4)
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_map_metrics_without_families(tmp_path, capsys, tiny, images12):
+    metrics = run_map(tmp_path, capsys, tiny, images12)
+    assert set(metrics) == {"psnr", "ssim", "knn_accuracy", "images"}
+    assert metrics["images"] == 12 and metrics["knn_accuracy"] is None  # img_NN: a single family
+    assert -1 <= metrics["ssim"] <= 1
+    model = load_model(tiny)
+    images, _ = load_folder(images12, 64)
+    x = images.float() / 255
+    rec = latent.decode(model, latent.encode(model, images))
+    psnr = np.mean([peak_signal_noise_ratio(a.numpy(), b.numpy(), data_range=1.0) for a, b in zip(x, rec)])
+    assert metrics["psnr"] == pytest.approx(psnr, abs=1e-3)
+
+
+def test_map_with_families_and_pca(tmp_path, capsys, tiny, families12):
+    metrics = run_map(tmp_path, capsys, tiny, families12, "--method", "pca")
+    assert metrics["images"] == 12 and 0 <= metrics["knn_accuracy"] <= 1
+
+
+def test_map_of_five_images(tmp_path, capsys, tiny):
+    metrics = run_map(tmp_path, capsys, tiny, write_images(tmp_path / "five", 5))
+    assert metrics["images"] == 5
+
+
+def test_knn_accuracy_leaves_the_point_itself_out():
+    mu = np.array([[0.0], [0.01], [10.0], [10.01], [20.0], [20.01]])
+    assert map_script.knn_accuracy(mu, list("aabbcc"), k=1) == 1.0
+    assert map_script.knn_accuracy(mu, list("abbcca"), k=1) == 0.0  # each one's nearest other is another family
+
+
+def test_families_need_a_pattern_and_two_of_them(families12, images12):
+    assert map_script.families_of(sorted(families12.glob("*.png")))[:4] == ["a", "a", "a", "a"]
+    assert map_script.families_of(sorted(images12.glob("*.png"))) is None  # only "img"
+    assert map_script.families_of([ROOT / "castle_01.png", ROOT / "sunset.png"]) is None
+
+
+def test_missing_model_is_one_line_and_exit_1(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "test.py"), "--model", "missing.pt"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith("error: ") and "missing.pt" in result.stderr
+
+
+def test_bad_model_file_and_empty_folder_are_one_line_errors(tmp_path, capsys, tiny):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for model, data in ((bad, empty), (tiny, empty)):
+        assert map_script.main(["--model", str(model), "--data", str(data), "--out", str(tmp_path / "m.png")]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_lerp_and_slerp_endpoints_and_norm():
+    z0, z1 = torch.randn(32, generator=torch.Generator().manual_seed(0)), torch.randn(32)
+    z1 = z1 * z0.norm() / z1.norm()  # equal norms
+    for path in (latent.lerp(z0, z1, 7), latent.slerp(z0, z1, 7)):
+        assert path.shape == (7, 32)
+        assert torch.allclose(path[0], z0, atol=1e-5) and torch.allclose(path[-1], z1, atol=1e-5)
+    assert torch.allclose(latent.lerp(z0, z1, 3)[1], (z0 + z1) / 2)
+    norms = latent.slerp(z0, z1, 7).norm(dim=1)
+    assert torch.allclose(norms, z0.norm().expand(7), rtol=1e-4)
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0, -1.0])
+def test_slerp_of_parallel_codes_is_the_straight_line(scale):
+    z0 = torch.randn(16)
+    path = latent.slerp(z0, scale * z0, 5)
+    assert torch.isfinite(path).all()
+    assert torch.allclose(path, latent.lerp(z0, scale * z0, 5))
+
+
+def test_gif_plays_forth_and_back(tmp_path):
+    frames = torch.rand(5, 3, 24, 40, generator=torch.Generator().manual_seed(0))  # distinct frames
+    assert latent.save_gif(tmp_path / "a.gif", frames) == 8  # 0 1 2 3 4 3 2 1
+    read = iio.imread(tmp_path / "a.gif", index=None)
+    assert read.shape == (8, 24, 40, 3)
+    assert np.array_equal(read[1], read[7]) and np.array_equal(read[3], read[5])
+    assert iio.immeta(tmp_path / "a.gif", index=None)["loop"] == 0
+
+
+def test_nearest_pick_and_samples(tmp_path, tiny):
+    model = load_model(tiny)
+    bank = torch.randn(9, model.config.z_dim)
+    assert latent.nearest(bank, bank).tolist() == list(range(9))  # each code is nearest to itself
+    idx = latent.nearest(latent.lerp(bank[0], bank[1], 6), bank)
+    assert idx.shape == (6,) and idx.min() >= 0 and idx.max() < 9 and idx[0] == 0 and idx[-1] == 1
+
+    paths = sorted(write_images(tmp_path / "named", 3).glob("*.png"))
+    assert latent.pick(paths, ["img_02", "img_00.png"]) == [2, 0]
+    with pytest.raises(KeyError, match="castle_00"):
+        latent.pick(paths, ["castle_00"])
+
+    samples = latent.sample(model, 6, temperature=0.7)
+    assert samples.shape == (6, 3, 64, 64) and 0 <= samples.min() and samples.max() <= 1
+    assert torch.equal(samples, latent.sample(model, 6, temperature=0.7))  # seeded
+    still = latent.sample(model, 3, temperature=0.0)  # z = 0 for all
+    assert torch.allclose(still[0], still[2])
+    latent.grid_figure(samples, "samples").savefig(tmp_path / "grid.png")
+    assert (tmp_path / "grid.png").is_file()
+
+
+def test_notebook_runs_headless(tmp_path, monkeypatch, tiny, images12):
+    out = tmp_path / "out"
+    for name, value in dict(MODEL=tiny, DATA=images12, OUT=out, FRAMES=6, SAMPLES=8).items():
+        monkeypatch.setenv(name, str(value))
+    nb = nbformat.read(ROOT / "img_interpolation.ipynb", as_version=4)
+    assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code")  # committed without outputs
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    gifs = sorted(out.glob("*.gif"))
+    assert [g.stem for g in gifs] == list("abcdefgh")
+    assert iio.imread(gifs[0], index=None).shape[1:] == (64, 64, 3)
+    assert (out / "random_sample.png").is_file() and (out / "path.png").is_file()
