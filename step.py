@@ -91,7 +91,7 @@ def encoder_objective(E, D, x, fake, noise, hp, c):
     loss = encoder_loss(l_rec, l_kl, elbo_r, elbo_f, hp.beta_rec, hp.beta_kl, hp.scale)
     stats = dict(loss_e=loss, rec=hp.scale * l_rec, kl_real=l_kl, exp_elbo_r=elbo_r, exp_elbo_f=elbo_f,
                  dist_e=dist)
-    return loss, z, rec, stats
+    return loss, z, rec, _detached(stats)
 
 
 def decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=False):
@@ -114,7 +114,7 @@ def decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=False):
     k_r, k_f = kl_divergence(mu_r, lv_r).mean(), kl_divergence(mu_f, lv_f).mean()
     dist = as_term(mu_r, lv_r, mu_f, lv_f, c, "mean")
     loss = decoder_loss(l_rec, k_r, k_f, dist, hp.beta_rec, hp.beta_kl, c, hp.scale, hp.gamma_r, l_rr, l_fr)
-    return loss, dict(loss_d=loss, kl_rec=k_r, kl_fake=k_f, dist_d=dist)
+    return loss, _detached(dict(loss_d=loss, kl_rec=k_r, kl_fake=k_f, dist_d=dist))
 
 
 def _set_requires_grad(module, flag):
@@ -161,6 +161,7 @@ def fast_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     opt_e.zero_grad(set_to_none=True)
     loss_e.backward(inputs=list(bare(E).parameters()), retain_graph=True)  # D(z)'s graph is reused below
     opt_e.step()
+    del loss_e  # frees the rest of the encoder update's graph before the decoder update builds its own
 
     # Decoder update: D's weights are unchanged, so fake and rec are the same tensors the spec recomputes.
     # The updated encoder runs on them; only D's parameters receive gradients.
@@ -174,7 +175,12 @@ def fast_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     return _finish(stats, stats_d)
 
 
+def _detached(stats):
+    """Logged values without their graphs, which would otherwise live until the step ends."""
+    return {k: v.detach() for k, v in stats.items()}
+
+
 def _finish(stats_e, stats_d):
     stats = {**stats_e, **stats_d}
     stats["diff_kl"] = stats["kl_fake"] - stats["kl_real"]
-    return {k: v.detach() for k, v in stats.items()}
+    return stats
