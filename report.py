@@ -49,7 +49,8 @@ def _fmt(v):
 def plot_history(csv_path, png_path):
     """losses.png: the signals a person reads to move beta_neg, against the step."""
     with open(csv_path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["rec"]]
+        everything = list(csv.DictReader(f))
+    rows = [r for r in everything if r["rec"]]  # event rows carry no losses
     if not rows:
         return
     step = [int(r["step"]) for r in rows]
@@ -80,10 +81,10 @@ def plot_history(csv_path, png_path):
     twin.plot(step, col("c"), color="tab:orange", lw=1)
     twin.set_ylim(0, 1.05)
     twin.set_ylabel("c(t)")
-    for s, e in zip(step, [r["event"] for r in rows]):
-        if e:
+    for r in everything:
+        if r["event"]:
             for a in ax.flat:
-                a.axvline(s, color="tab:red", lw=0.6, alpha=0.5)
+                a.axvline(int(r["step"]), color="tab:red", lw=0.6, alpha=0.5)
     fig.suptitle(f"{Path(csv_path).parent.name}: training history (red lines: events)")
     fig.savefig(png_path, dpi=100)
     plt.close(fig)
