@@ -9,9 +9,9 @@
     skips the frozen network's weight gradients, and the shared graph serves both updates;
   - the EMA is one foreach lerp over all tensors.
 Both take all their random numbers from `draw_noise`, so the two can be compared exactly (bench.py).
-BatchNorm running statistics differ between the two: the reference runs the decoder on n and z twice,
-so its running averages take two more updates per step. Training uses batch statistics, so the
-weights do not depend on them (exported models recompute them, see train.py).
+BatchNorm running statistics differ between the two: the reference runs the decoder on n and z twice
+(and on the L_rr, L_fr codes), so its running averages take more updates per step. Training uses batch
+statistics, so the weights do not depend on them (exported models recompute them, see train.py).
 Both return a dict of 0-d tensors (no host synchronisation); the caller reads them when it logs.
 """
 from dataclasses import dataclass
