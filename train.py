@@ -208,6 +208,7 @@ class Run:
             merged = {**saved["args"], "max_steps": None, **given}  # flags given now win over the saved ones
             merged.update(resume=True, out=str(self.dir))
             args = argparse.Namespace(**merged)
+            self.data_dir = Path(args.data)  # the saved run's data unless --data is given now
             cfg = ModelConfig.from_dict(saved["config"])
         else:
             try:
