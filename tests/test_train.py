@@ -112,3 +112,19 @@ def test_user_errors_are_one_clear_line(tmp_path, images12, args, message):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_training_on_a_folder_mixing_good_and_bad_files(tmp_path, images12, capsys):
+    data = tmp_path / "mixed"
+    data.mkdir()
+    for p in images12.glob("*.png"):
+        (data / p.name).write_bytes(p.read_bytes())
+    good = (data / "img_00.png").read_bytes()
+    (data / "cut.png").write_bytes(good[: len(good) // 2])
+    (data / "notes.jpg").write_text("not an image")
+    (data / "empty.png").write_bytes(b"")
+    (data / "readme.txt").write_text("ignored")
+    assert train.main(["--data", str(data), "--epochs", "1", "--out", str(tmp_path / "run"), *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "loaded 12 images" in out and "skipped 3" in out
+    assert (tmp_path / "run" / "model.pt").is_file()
