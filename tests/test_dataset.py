@@ -2,6 +2,7 @@
 
 Every test builds its own files in tmp_path. Images are tiny and the target size is S, so the file runs fast.
 """
+import errno
 import io
 import os
 import struct
@@ -131,12 +132,18 @@ def test_all_skips_reported_once_in_one_line(tmp_path):
     assert not any(name in lines[0] for name in IGNORED)  # other extensions are silently ignored
 
 
-def test_unreadable_file_is_skipped(tmp_path):
+def test_unreadable_file_is_skipped(tmp_path, monkeypatch):
     save(tmp_path, "good.png", NOISE)
     locked = save(tmp_path, "locked.png", NOISE)
     locked.chmod(0)
-    if os.geteuid() == 0 and os.access(locked, os.R_OK):
-        pytest.skip("running as root: chmod 000 does not stop reading")
+    if os.access(locked, os.R_OK):  # root (CI) reads through chmod 000: refuse it as the kernel does for a user
+        pil_open = Image.open
+
+        def refuse_locked(fp, *args, **kwargs):
+            if os.fspath(fp) == os.fspath(locked):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(fp))
+            return pil_open(fp, *args, **kwargs)
+        monkeypatch.setattr(dataset.Image, "open", refuse_locked)
     _, paths, lines = load(tmp_path)
     assert [p.name for p in paths] == ["good.png"]
     assert lines == [f"loaded 1 images from {tmp_path}, skipped 1: locked.png (not readable)"]
