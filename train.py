@@ -348,25 +348,26 @@ class Run:
     def train(self):
         t, args = self.trainer, self.args
         meter, last, t_log, n_img = {}, None, time.perf_counter(), 0
-        t_start, t_first, done = time.perf_counter(), None, False
+        t_start, cpu_steps, done = time.perf_counter(), [], False
         while t.epoch < args.epochs and not done:
             skip = t.step - t.epoch * self.steps_per_epoch  # batches done before an interruption
             self.bar = tqdm(self.batches.epoch(t.epoch, skip), total=self.steps_per_epoch, initial=skip,
                             leave=False, desc=f"epoch {t.epoch + 1}/{args.epochs}", disable=not self.main,
                             dynamic_ncols=True)
             for x in self.bar:
+                step_start = time.perf_counter()
                 stats, c = t.train_step(x, self.total_steps)
                 n_img += x.shape[0] * self.world
                 for k, v in stats.items():  # summed on the device: no host sync until the next log
                     meter[k] = meter.get(k, 0) + v
                 meter["n"] = meter.get("n", 0) + 1
-                if self.device.type == "cpu" and t_first is None:
-                    t_first, first_step = time.perf_counter(), t.step  # the first step warms up: time the next
-                elif self.device.type == "cpu" and t.step == first_step + 3:
-                    per_step = (time.perf_counter() - t_first) / 3
-                    hint = "; --preset small is about 10x faster" if args.preset == "full" else ""
-                    self.log(f"on the CPU: about {per_step:.1f} s per step, "
-                             f"{per_step * self.steps_per_epoch / 60:.1f} min per epoch{hint}")
+                if self.device.type == "cpu" and len(cpu_steps) < 4:  # the CPU step is synchronous: time it
+                    cpu_steps.append(time.perf_counter() - step_start)
+                    if len(cpu_steps) == 4:  # the first step warms up: the mean of the next three
+                        per_step = sum(cpu_steps[1:]) / 3
+                        hint = "; --preset small is about 10x faster" if args.preset == "full" else ""
+                        self.log(f"on the CPU: about {per_step:.2g} s per step, "
+                                 f"{per_step * self.steps_per_epoch / 60:.1f} min per epoch{hint}")
                 done = t.step == args.max_steps
                 if t.step % args.log_every == 0 or t.step % self.steps_per_epoch == 0 or done:
                     now = time.perf_counter()

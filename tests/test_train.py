@@ -1,6 +1,7 @@
 """train.py end to end on tiny models and images the tests make."""
 import csv
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -21,9 +22,15 @@ def rows(run):
         return list(csv.DictReader(f))
 
 
-def test_tiny_run_leaves_everything_and_resumes(tmp_path, images12):
+def test_tiny_run_leaves_everything_and_resumes(tmp_path, images12, capsys):
     run = tmp_path / "run"
+    start = time.perf_counter()
     assert train.main(["--data", str(images12), "--epochs", "2", "--out", str(run), *TINY]) == 0
+    wall = time.perf_counter() - start
+    estimates = re.findall(r"on the CPU: about ([0-9.e-]+) s per step, ([0-9.]+) min per epoch", capsys.readouterr().out)
+    assert len(estimates) == 1  # one line, after the warm-up step and three timed ones
+    per_step, per_epoch = map(float, estimates[0])
+    assert 0 < 4 * per_step < wall and per_epoch == pytest.approx(2 * per_step / 60, abs=0.05)
     for name in ("checkpoint.pt", "model.pt", "history.csv", "losses.png"):
         assert (run / name).is_file(), name
     assert list((run / "samples").glob("*.png"))
