@@ -122,7 +122,8 @@ class AutoBetaNeg:
         rec, previous = med("rec"), self.previous
         self.previous, self.best = rec, min(self.best, rec)
         if rec > self.collapse * self.best and beta_neg < self.high:
-            return min(self.high, 2 * beta_neg), f"auto: rec error {rec:.4g} > {self.collapse:g}x its best {self.best:.4g}"
+            why = f"auto: rec error {rec:.4g} > {self.collapse:g}x its best {self.best:.4g}"
+            return min(self.high, 2 * beta_neg), why
         separated = med("diff_kl") < 0 or med("exp_elbo_f") < self.separated
         if previous is not None and rec <= 1.02 * previous and separated and beta_neg > self.low:
             return max(self.low, beta_neg / 2), (f"auto: stable (rec {rec:.4g}), fakes easy to tell apart "

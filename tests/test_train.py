@@ -27,7 +27,8 @@ def test_tiny_run_leaves_everything_and_resumes(tmp_path, images12, capsys):
     start = time.perf_counter()
     assert train.main(["--data", str(images12), "--epochs", "2", "--out", str(run), *TINY]) == 0
     wall = time.perf_counter() - start
-    estimates = re.findall(r"on the CPU: about ([0-9.e-]+) s per step, ([0-9.]+) min per epoch", capsys.readouterr().out)
+    line = r"on the CPU: about ([0-9.e-]+) s per step, ([0-9.]+) min per epoch"
+    estimates = re.findall(line, capsys.readouterr().out)
     assert len(estimates) == 1  # one line, after the warm-up step and three timed ones
     per_step, per_epoch = map(float, estimates[0])
     assert 0 < 4 * per_step < wall and per_epoch == pytest.approx(2 * per_step / 60, abs=0.05)
