@@ -5,6 +5,7 @@ A run directory holds `checkpoint.pt` (the whole training state, for --resume), 
 """
 import os
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -51,10 +52,13 @@ def safe_load(path, map_location="cpu"):
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        wanted = re.search(r"GLOBAL (\S+)", str(err))  # what the file asked to call or build
         raise CheckpointError(f"{path} was refused: it holds objects other than tensors and plain data "
-                              f"(possibly code), and it is never unpickled ({str(err).splitlines()[0][:80]})")
+                              f"({'it asks for ' + wanted.group(1) if wanted else 'possibly code'}), "
+                              f"and it is never unpickled")
     except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path} is corrupt or truncated ({str(err).splitlines()[0][:100]})")
+        reason = str(err).splitlines()[0].split(". ")[0]  # PyTorch's first sentence, without its advice
+        raise CheckpointError(f"{path} is corrupt or truncated ({reason})")
 
 
 def load_with_fallback(path, map_location="cpu", log=print):
