@@ -185,8 +185,10 @@ def crafted(tmp_path):
 def test_crafted_pickle_is_refused_everywhere(crafted, images12):
     marker, files = crafted
     for path in files:
-        with pytest.raises(CheckpointError, match=r"refused: .* \(it asks for posix\.system\)"):
-            safe_load(path)  # the message says what the file wanted to run
+        with pytest.raises(CheckpointError, match="refused") as refusal:
+            safe_load(path)
+        if path.parent.name == "zip":  # torch's format gets as far as naming what the file wanted to run
+            assert "(it asks for posix.system)" in str(refusal.value)
         with pytest.raises(CheckpointError, match="refused"):
             load_model(path)
         resume = subprocess.run([sys.executable, "train.py", "--resume", "--out", str(path.parent), "--data",
