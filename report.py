@@ -9,6 +9,7 @@ from torchvision.utils import save_image
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
+from matplotlib.ticker import ScalarFormatter  # noqa: E402
 
 COLUMNS = ["step", "epoch", "loss_e", "loss_d", "rec", "kl_real", "kl_fake", "kl_rec", "diff_kl", "exp_elbo_r",
            "exp_elbo_f", "dist_e", "dist_d", "beta_neg", "c", "img_per_s", "event"]
@@ -65,7 +66,7 @@ def plot_history(csv_path, png_path):
         ("diff_kl = kl_fake - kl_real", ["diff_kl"], "symlog"),
         ("expELBO of rec and fake", ["exp_elbo_r", "exp_elbo_f"], "linear"),
         ("encoder and decoder losses", ["loss_e", "loss_d"], "log"),
-        ("beta_neg and c (right)", ["beta_neg"], "log"),
+        ("beta_neg (left) and c (right)", ["beta_neg"], "log"),
     ]
     for a, (title, names, scale) in zip(ax.flat, panels):
         for n in names:
@@ -77,6 +78,9 @@ def plot_history(csv_path, png_path):
         if len(names) > 1:
             a.legend()
     ax[0, 2].axhline(0, color="k", lw=0.8)
+    ax[1, 2].set_yscale("log", base=2)  # beta_neg is halved and doubled: read 256, 128, 64 off the axis
+    ax[1, 2].yaxis.set_major_formatter(ScalarFormatter())
+    ax[1, 2].set_ylabel("beta_neg", color="tab:blue")
     twin = ax[1, 2].twinx()
     twin.plot(step, col("c"), color="tab:orange", lw=1)
     twin.set_ylim(0, 1.05)
