@@ -256,6 +256,7 @@ class Run:
         self.fixed_noise = torch.randn(len(self.fixed_real), cfg.z_dim,
                                        generator=torch.Generator().manual_seed(args.seed))
         self.good = self.weights()  # the last state known to be healthy, kept in memory
+        self.stop_requested = False  # set by Ctrl-C or SIGTERM (request_stop)
 
     def weights(self):
         """A copy of what a recovery restores: weights, EMA, optimiser moments."""
@@ -276,6 +277,19 @@ class Run:
             if self.auto:
                 self.auto.hold()
             self.event(f"beta_neg {old:g} -> {value:g} ({why})")
+
+    def request_stop(self, signum, frame):
+        """Ctrl-C or SIGTERM: stop after the current step. An exception raised at an arbitrary point could
+        be swallowed by a destructor or leave a half-done step; a second signal stops at once."""
+        if self.stop_requested:
+            raise KeyboardInterrupt
+        self.stop_requested = True
+
+    def stop_agreed(self, logged):
+        """One process stops at the next step boundary; several agree at a logged step, where they sync."""
+        if self.world == 1:
+            return self.stop_requested
+        return logged and distributed.any_rank(self.stop_requested, self.device)
 
     def after_log(self, row):
         """At every logged step: divergence check and recovery, history, progress bar, beta_neg."""
@@ -370,13 +384,16 @@ class Run:
                         self.log(f"on the CPU: about {per_step:.2g} s per step, "
                                  f"{per_step * self.steps_per_epoch / 60:.1f} min per epoch{hint}")
                 done = t.step == args.max_steps
-                if t.step % args.log_every == 0 or t.step % self.steps_per_epoch == 0 or done:
+                logged = t.step % args.log_every == 0 or t.step % self.steps_per_epoch == 0 or done
+                if logged:
                     now = time.perf_counter()
                     row = {k: (v / meter["n"]).item() for k, v in meter.items() if k != "n"}
                     row.update(step=t.step, epoch=t.epoch + 1, beta_neg=t.hp.beta_neg, c=c,
                                img_per_s=n_img / (now - t_log))
                     meter, t_log, n_img, last = {}, now, 0, row
                     self.after_log(row)
+                if self.stop_agreed(logged):
+                    raise KeyboardInterrupt  # between steps: the checkpoint holds a whole step
                 if done:
                     break
             self.bar.close()
@@ -401,7 +418,8 @@ class Run:
 def train(args, given):
     run = Run(args, given)
     in_main_thread = threading.current_thread() is threading.main_thread()  # (tests run it in a thread)
-    previous_handler = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None  # as Ctrl-C
+    stop_signals = (signal.SIGINT, signal.SIGTERM) if in_main_thread else ()
+    previous_handlers = {s: signal.signal(s, run.request_stop) for s in stop_signals}
     try:
         seconds = run.train()
     except KeyboardInterrupt:
@@ -409,17 +427,13 @@ def train(args, given):
         run.log(f"interrupted at step {run.trainer.step}; saved {run.dir}/checkpoint.pt (continue with --resume)")
         return run.trainer
     finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
+        for s, handler in previous_handlers.items():
+            signal.signal(s, handler)
     if not run.save():
         raise RunError(f"could not write the final checkpoint to {run.dir}; the previous one is kept")
     run.log(f"done: {run.trainer.epoch} epochs, {run.trainer.step} steps in {seconds / 60:.1f} min; "
             f"{run.dir}/model.pt")
     return run.trainer
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def main(argv=None):
