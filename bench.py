@@ -3,15 +3,17 @@
     python bench.py                          # small preset, 256x256, batch 6, CUDA if present
     python bench.py --preset full
     python bench.py --compile                # the fast step with torch.compile
+    python bench.py --precision fp32         # the fast step in float32 even where bf16 is native
 
-Both steps run alternately on the same device (warm-up first); a third row, the reference in the fast
-step's memory layout (channels_last), shows how much of the gain is layout and how much is less work.
+Both steps run alternately on the same device (warm-up first). Two more rows separate the gains: the
+reference in the fast step's memory layout (channels_last), and, where the fast step runs under bf16
+autocast (`train.py --precision auto`: CUDA, CPUs with AMX), the fast step in float32.
 Then, from the same weights, optimiser state, batch and noise, one step of each is compared, in float64
-on 2 images (`max_rel_diff`: the mathematics, rounding made negligible) and as timed
-(`max_rel_diff_as_timed`).
-As timed, the two differ at float32 rounding: the layouts sum convolutions in different orders, and
-Adam divides each gradient by its own running magnitude, so an element whose gradient is at rounding
-level gets an update of either sign, up to lr. The last line is one JSON object.
+on 2 images (`max_rel_diff`: the mathematics, rounding made negligible; autocast leaves float64 alone)
+and as timed (`max_rel_diff_as_timed`, and `..._fp32` for the float32 fast step).
+As timed, the two differ by rounding: bf16 keeps 8 bits of mantissa, the layouts sum convolutions in
+different orders, and Adam divides each gradient by its own running magnitude, so an element whose
+gradient is at rounding level gets an update of either sign, up to lr. The last line is one JSON object.
 """
 import argparse
 import copy
@@ -33,9 +35,10 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def trainer_for(step, args, cfg, device, memory_format=None):
-    train_args, _ = parse_args(["--step", step, "--gamma-r", str(args.gamma_r), "--batch-size",
-                                str(args.batch_size)] + (["--compile"] if args.compile and step == "fast" else []))
+def trainer_for(step, args, cfg, device, memory_format=None, precision=None):
+    train_args, _ = parse_args(["--step", step, "--gamma-r", str(args.gamma_r), "--batch-size", str(args.batch_size),
+                                "--precision", precision or args.precision]
+                               + (["--compile"] if args.compile and step == "fast" else []))
     t = Trainer(train_args, cfg, device, world=1)
     if memory_format is not None:
         t.memory_format = memory_format
@@ -89,15 +92,20 @@ def main(argv=None):
     p.add_argument("--gamma-r", type=float, default=0.0, help="gamma_r of both steps (default 0, train.py's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--compile", action="store_true", help="torch.compile the fast step's networks")
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                   help="the fast step's precision, as train.py's flag (default auto)")
     args = p.parse_args(argv)
     device = distributed.pick_device(args.device)
     cfg = preset_config(args.preset, args.image_size)
     torch.manual_seed(0)
     ref, fast = trainer_for("reference", args, cfg, device), trainer_for("fast", args, cfg, device)
     ref_cl = trainer_for("reference", args, cfg, device, torch.channels_last)
-    fast.load_state(copy.deepcopy(ref.state()), "bench")
-    ref_cl.load_state(copy.deepcopy(ref.state()), "bench")
-    runs = (("reference", ref), ("reference_cl", ref_cl), ("fast", fast))
+    runs = [("reference", ref), ("reference_cl", ref_cl), ("fast", fast)]
+    if fast.hp.bf16:
+        runs.insert(2, ("fast_fp32", trainer_for("fast", args, cfg, device, precision="fp32")))
+    for _, t in runs[1:]:
+        t.load_state(copy.deepcopy(ref.state()), "bench")
+    steps = dict(runs)
     g = torch.Generator(device).manual_seed(0)
     x = torch.rand(args.batch_size, 3, cfg.image_size, cfg.image_size, generator=g, device=device)
 
@@ -130,16 +138,18 @@ def main(argv=None):
     _, weights_0 = weights_after(ref, start, x, n, gamma_r=0.0)
     gamma_effect = max_rel_diff(weights_g, weights_0)
     ref.hp.gamma_r = args.gamma_r
-    diffs = {}
+    compared = [name for name in ("fast", "fast_fp32") if name in steps]
+    diffs = {}  # (dtype, fast row) -> (losses, weights)
     for dtype, b in ((torch.float32, args.batch_size), (torch.float64, 2)):  # float64: 2 images keep memory low
-        for t in (ref, fast):
+        for t in steps.values():
             t.model.to(dtype)
             t.ema.to(dtype)
         xb, nb = x[:b].to(dtype), {k: v[:b].to(dtype) for k, v in n.items()}
         stats_ref, weights_ref = weights_after(ref, start, xb, nb)
-        stats_fast, weights_fast = weights_after(fast, start, xb, nb)
-        diffs[dtype] = max_rel_diff(stats_ref, stats_fast), max_rel_diff(weights_ref, weights_fast)
-    for t in (ref, fast):
+        for name in compared:
+            stats_fast, weights_fast = weights_after(steps[name], start, xb, nb)
+            diffs[dtype, name] = max_rel_diff(stats_ref, stats_fast), max_rel_diff(weights_ref, weights_fast)
+    for t in steps.values():
         t.model.float()
         t.ema.float()
         t.load_state(copy.deepcopy(start), "bench")  # optimiser state back to float32 too
@@ -155,26 +165,29 @@ def main(argv=None):
     bf16 = fast.hp.bf16
     peak = matmul_peak(device, torch.bfloat16 if bf16 else torch.float32, 4096 if device.type == "cuda" else 1536)
     achieved = flops["fast"] / best["fast"]
-    print(f"{'step':<10} {'s/step (best)':>14} {'s/step (mean)':>14} {'img/s':>8} {'GFLOP/step':>11} {'GFLOP/s':>8}")
+    print(f"{'step':<12} {'s/step (best)':>14} {'s/step (mean)':>14} {'img/s':>8} {'GFLOP/step':>11} {'GFLOP/s':>8}")
     for k in times:
-        print(f"{k:<10} {best[k]:>14.3f} {sum(times[k]) / len(times[k]):>14.3f} {img_s[k]:>8.2f} "
+        print(f"{k:<12} {best[k]:>14.3f} {sum(times[k]) / len(times[k]):>14.3f} {img_s[k]:>8.2f} "
               f"{flops[k]:>11.1f} {flops[k] / best[k]:>8.1f}")
     print(f"speedup {best['reference'] / best['fast']:.2f}x; matmul peak {peak:.0f} GFLOP/s "
           f"({'bf16' if bf16 else 'fp32'}); fast step at {100 * achieved / peak:.1f}% of it")
-    for dtype, (d_loss, d_weights) in diffs.items():
-        print(f"same start, batch and noise, {str(dtype)[6:]}: max relative difference of losses {d_loss:.2e}, "
-              f"of updated weights {d_weights:.2e}")
+    for (dtype, name), (d_loss, d_weights) in diffs.items():
+        print(f"same start, batch and noise, reference vs {name}, {str(dtype)[6:]}: max relative difference of "
+              f"losses {d_loss:.2e}, of updated weights {d_weights:.2e}")
     print(f"gamma_r 1e-8 against 0 (reference step): max relative difference of updated weights {gamma_effect:.2e}")
-    print(json.dumps({"device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-                      "preset": args.preset, "reference_img_per_s": round(img_s["reference"], 3),
-                      "fast_img_per_s": round(img_s["fast"], 3),
-                      "speedup": round(best["reference"] / best["fast"], 3),
-                      "max_rel_diff": float(f"{max(diffs[torch.float64]):.3g}"),
-                      "max_rel_diff_as_timed": float(f"{max(diffs[torch.float32]):.3g}"),
-                      "gflops_per_step": round(flops["fast"], 2), "achieved_gflops": round(achieved, 2),
-                      "peak_gflops": round(peak, 1), "peak_mem_mb": round(peak_mem, 1),
-                      "gamma_r_1e-8_rel_diff": float(f"{gamma_effect:.3g}")}))
-
+    result = {"device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+              "preset": args.preset, "precision": "bf16" if bf16 else "fp32",
+              "reference_img_per_s": round(img_s["reference"], 3), "fast_img_per_s": round(img_s["fast"], 3),
+              "speedup": round(best["reference"] / best["fast"], 3),
+              "max_rel_diff": float(f"{max(max(diffs[torch.float64, name]) for name in compared):.3g}"),
+              "max_rel_diff_as_timed": float(f"{max(diffs[torch.float32, 'fast']):.3g}"),
+              "gflops_per_step": round(flops["fast"], 2), "achieved_gflops": round(achieved, 2),
+              "peak_gflops": round(peak, 1), "peak_mem_mb": round(peak_mem, 1),
+              "gamma_r_1e-8_rel_diff": float(f"{gamma_effect:.3g}")}
+    if "fast_fp32" in steps:
+        result.update(speedup_fp32=round(best["reference"] / best["fast_fp32"], 3),
+                      max_rel_diff_as_timed_fp32=float(f"{max(diffs[torch.float32, 'fast_fp32']):.3g}"))
+    print(json.dumps(result))
 
 if __name__ == "__main__":
     main()

@@ -80,6 +80,9 @@ def parse_args(argv=None):
     a("--step", default="fast", choices=["fast", "reference"], help="fast: the optimised step; reference: the "
       "spec's literal step, same mathematics (default %(default)s)")
     a("--compile", action="store_true", help="torch.compile the networks (first steps take longer)")
+    a("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="the fast step's networks under "
+      "bf16 autocast (KL, AS, expELBO and errors stay float32) or in float32; auto: bf16 on CUDA and on CPUs "
+      "with AMX, where it is native, else fp32 (default %(default)s; the reference step is always fp32)")
     args = p.parse_args(argv)
     # Which flags were given on this command line: on --resume they override the saved ones.
     for action in p._actions:
@@ -110,6 +113,16 @@ def initial_beta_neg(args):
     return args.beta_neg_max if args.beta_neg == "auto" else args.beta_neg  # auto starts high, as the seed
 
 
+def use_bf16(precision, device):
+    """--precision auto: bf16 where the hardware computes it natively (CUDA since Ampere, CPUs with AMX);
+    elsewhere bf16 would be emulated and slower than float32."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return device.type == "cpu" and torch.cpu._is_amx_tile_supported()
+
+
 class Trainer:
     """The state of a run (networks, optimisers, schedule, noise generator) and what it saves."""
 
@@ -136,7 +149,7 @@ class Trainer:
         self.sched_e = torch.optim.lr_scheduler.MultiStepLR(self.opt_e, [args.lr_drop_epoch], 0.1)
         self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, [args.lr_drop_epoch], 0.1)
         self.hp = Hyper(args.beta_kl, args.beta_rec, initial_beta_neg(args), args.gamma_r, image_scale(cfg.image_size),
-                        args.method, args.ema_decay, bf16=fast and device.type == "cuda")
+                        args.method, args.ema_decay, bf16=fast and use_bf16(args.precision, device))
         self.step_fn = fast_step if fast else reference_step
         self.generator = torch.Generator(device).manual_seed(args.seed * 1000 + distributed.rank())
         self.epoch = self.step = 0
@@ -205,7 +218,8 @@ class Run:
         saved = None
         if args.resume:
             saved, source = load_with_fallback(self.dir / "checkpoint.pt", map_location="cpu", log=self.log)
-            merged = {**saved["args"], "max_steps": None, **given}  # flags given now win over the saved ones
+            # Flags given now win over the saved ones; flags newer than the checkpoint take their defaults.
+            merged = {**vars(args), **saved["args"], "max_steps": None, **given}
             merged.update(resume=True, out=str(self.dir))
             args = argparse.Namespace(**merged)
             self.data_dir = Path(args.data)  # the saved run's data unless --data is given now

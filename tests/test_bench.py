@@ -12,6 +12,8 @@ def test_bench_json_and_equality(capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert KEYS <= set(result)
     assert result["max_rel_diff"] < 1e-9  # float64: the two steps have the same mathematics
-    assert result["max_rel_diff_as_timed"] < 0.1  # float32, other memory layout: rounding, amplified by Adam
+    fp32 = result.get("max_rel_diff_as_timed_fp32", result["max_rel_diff_as_timed"])  # without bf16 autocast
+    assert fp32 < 1e-2  # float32, other memory layout: rounding, amplified by Adam
+    assert result["max_rel_diff_as_timed"] < 0.5  # under bf16 autocast (where native): 8-bit mantissas
     assert result["gamma_r_1e-8_rel_diff"] < 1e-5  # the seed's gamma_r is below float32 resolution
     assert 0 < result["gflops_per_step"] < 10 and result["peak_gflops"] > 0

@@ -50,6 +50,27 @@ def test_fast_step_in_channels_last_matches_closely():
         assert fast[0][k].item() == pytest.approx(ref[0][k].item(), rel=1e-3, abs=1e-5), k
 
 
+def test_bf16_autocast_rounds_but_leaves_float64_alone():
+    """bench.py's max_rel_diff compares the steps in float64, which autocast does not touch; in float32,
+    bf16 autocast changes the losses by rounding only."""
+    torch.manual_seed(0)
+    cfg = preset_config("tiny")
+    model = build_model(cfg)
+    x = torch.rand(4, 3, 64, 64)
+    noise = draw_noise(4, cfg.z_dim, torch.Generator().manual_seed(1), "cpu")
+    hp, hp_bf16 = Hyper(1.0, 0.5, 256.0, 0.0, image_scale(64)), Hyper(1.0, 0.5, 256.0, 0.0, image_scale(64), bf16=True)
+    ref = run(reference_step, model, x, noise, hp, 0.3, torch.contiguous_format)
+    fast = run(fast_step, model, x, noise, hp_bf16, 0.3, torch.channels_last)
+    rounded = [abs(fast[0][k].item() / ref[0][k].item() - 1) for k in ("rec", "kl_real", "loss_d")]
+    assert 1e-6 < max(rounded) < 0.05  # bf16 really ran, and it only rounds
+    model64 = copy.deepcopy(model).double()
+    x64, noise64 = x.double(), {k: v.double() for k, v in noise.items()}
+    ref = run(reference_step, model64, x64, noise64, hp, 0.3, torch.contiguous_format)
+    fast = run(fast_step, model64, x64, noise64, hp_bf16, 0.3, torch.channels_last)
+    for k in ref[1]:
+        assert torch.allclose(ref[1][k], fast[1][k], rtol=1e-10, atol=1e-13), k
+
+
 def test_gamma_r_terms_change_the_reference_loss():
     torch.manual_seed(0)
     cfg = preset_config("tiny")

@@ -40,6 +40,9 @@ def test_tiny_run_leaves_everything_and_resumes(tmp_path, images12, capsys):
     model = load_model(run / "model.pt")
     assert model.config.image_size == 64 and not model.training
 
+    saved = safe_load(run / "checkpoint.pt")
+    del saved["args"]["precision"]  # as written before --precision existed: resume takes today's default
+    torch.save(saved, run / "checkpoint.pt")
     assert train.main(["--data", str(images12), "--out", str(run), "--resume", "--epochs", "3"]) == 0
     state = safe_load(run / "checkpoint.pt")
     assert state["epoch"] == 3 and state["step"] == 6
