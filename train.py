@@ -119,8 +119,9 @@ def use_bf16(precision, device):
     if precision != "auto":
         return precision == "bf16"
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    return device.type == "cpu" and torch.cpu._is_amx_tile_supported()
+        return torch.cuda.get_device_capability(device) >= (8, 0)
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private: if a torch release lacks it, fp32
+    return device.type == "cpu" and amx is not None and amx()
 
 
 class Trainer:
