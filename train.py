@@ -261,6 +261,7 @@ class Run:
             self.log(f"{args.preset} model, {count_parameters(trainer.model) / 1e6:.1f} M parameters, "
                      f"{cfg.image_size}px, z_dim {cfg.z_dim}, on {self.device}"
                      + (f" x {self.world} processes" if self.world > 1 else "")
+                     + f" in {'bf16' if trainer.hp.bf16 else 'fp32'} (--precision)"
                      + f"; {self.steps_per_epoch} step{'s' * (self.steps_per_epoch != 1)} per epoch; "
                      f"run directory {self.dir}")
         self.history = History(self.dir / "history.csv", trainer.step if saved else None) if self.main else None
