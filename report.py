@@ -5,11 +5,12 @@ from pathlib import Path
 
 import matplotlib
 import torch
-from torchvision.utils import save_image
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 from matplotlib.ticker import ScalarFormatter  # noqa: E402
+
+from latent import grid_figure  # noqa: E402
 
 COLUMNS = ["step", "epoch", "loss_e", "loss_d", "rec", "kl_real", "kl_fake", "kl_rec", "diff_kl", "exp_elbo_r",
            "exp_elbo_f", "dist_e", "dist_d", "beta_neg", "c", "img_per_s", "event"]
@@ -94,6 +95,8 @@ def plot_history(csv_path, png_path):
     plt.close(fig)
 
 
-def save_grid(path, real, rec, sample):
+def save_grid(path, real, rec, sample, title):
     """Rows: real | reconstruction | random sample, each (n, 3, S, S), clamped to [0, 1] for display."""
-    save_image(torch.cat([real, rec, sample]).clamp(0, 1), path, nrow=len(real), padding=2, pad_value=1.0)
+    fig = grid_figure(torch.cat([real, rec, sample]).clamp(0, 1), title, nrow=len(real))
+    fig.savefig(path)
+    plt.close(fig)

@@ -374,7 +374,9 @@ class Run:
         E, D = self.trainer.calibrated(self.images)
         real = self.fixed_real.float().div(255).contiguous(memory_format=self.trainer.memory_format)
         rec, sample = D(E(real)[0]), D(self.fixed_noise.to(self.device))
-        save_grid(self.dir / "samples" / f"epoch_{self.trainer.epoch:04d}.png", real.cpu(), rec.cpu(), sample.cpu())
+        epoch = self.trainer.epoch
+        save_grid(self.dir / "samples" / f"epoch_{epoch:04d}.png", real.cpu(), rec.cpu(), sample.cpu(),
+                  f"epoch {epoch}; rows: real, reconstruction, sample (EMA)")
 
     def train(self):
         t, args = self.trainer, self.args
