@@ -156,7 +156,7 @@ class ImageBatches:
     def epoch(self, epoch, skip=0):
         """The batches of one epoch as float tensors in [0, 1], starting after `skip` batches."""
         self.sampler.set_epoch(epoch)
-        order = torch.tensor(list(self.sampler), device=self.images.device)
+        order = torch.tensor(list(self.sampler), dtype=torch.long, device=self.images.device)
         for b in range(skip, len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             x = self.images[idx].float().div_(255)

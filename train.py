@@ -268,7 +268,7 @@ class Run:
         self.control = ControlFile(self.dir / "control.json", log=self.log)
         if saved is None or "beta_neg" in given:
             self.control.poll()  # --beta-neg wins over what the file held before this start; later edits apply
-        self.fixed_real = images[torch.linspace(0, len(images) - 1, min(GRID, len(images))).long()]  # one per family
+        self.fixed_real = self.images[torch.linspace(0, len(images) - 1, min(GRID, len(images))).long()]  # one per family
         self.fixed_noise = torch.randn(len(self.fixed_real), cfg.z_dim,
                                        generator=torch.Generator().manual_seed(args.seed))
         self.good = self.weights()  # the last state known to be healthy, kept in memory
