@@ -30,6 +30,13 @@ def squash(mu, logvar):
     return torch.tanh(mu), torch.tanh(logvar)
 
 
+def saturation(mu, logvar, slope=0.01):
+    """Fraction of the coordinates of (mu, logvar) where tanh is flat (derivative below slope, |x| > 3):
+    there a term of the squashed posterior passes almost no gradient back. A diagnostic, not a loss."""
+    flat = math.atanh(math.sqrt(1 - slope))
+    return (torch.cat([mu, logvar], 1).abs() > flat).float().mean()
+
+
 def gaussian_kernel(m1, v1, m2, v2):
     """k = exp(-(m1 - m2)^2 / (2 (v1 + v2))) / sqrt(v1 + v2): the overlap of two 1-D Gaussians."""
     v = v1 + v2

@@ -13,7 +13,8 @@ from matplotlib.ticker import ScalarFormatter  # noqa: E402
 from latent import grid_figure  # noqa: E402
 
 COLUMNS = ["step", "epoch", "loss_e", "loss_d", "rec", "kl_real", "kl_fake", "kl_rec", "diff_kl", "exp_elbo_r",
-           "exp_elbo_f", "dist_e", "dist_d", "beta_neg", "c", "img_per_s", "event"]
+           "exp_elbo_f", "dist_e", "dist_d", "grad_rec", "grad_adv", "sat_rec", "sat_fake", "beta_neg", "c",
+           "img_per_s", "event"]
 
 
 class History:
@@ -58,31 +59,36 @@ def plot_history(csv_path, png_path):
     step = [int(r["step"]) for r in rows]
 
     def col(name):
-        return [float(r[name]) if r[name] else math.nan for r in rows]
+        return [float(r[name]) if r.get(name) else math.nan for r in rows]  # (older files lack columns)
 
-    fig, ax = plt.subplots(2, 3, figsize=(15, 7.5), constrained_layout=True)
+    fig, ax = plt.subplots(2, 4, figsize=(20, 7.5), constrained_layout=True)
     panels = [
         ("reconstruction error per pixel", ["rec"], "log"),
         ("KL of real, rec and fake", ["kl_real", "kl_rec", "kl_fake"], "log"),
         ("diff_kl = kl_fake - kl_real", ["diff_kl"], "symlog"),
+        ("what drives the decoder: gradient norms", ["grad_rec", "grad_adv"], "log"),
         ("expELBO of rec and fake", ["exp_elbo_r", "exp_elbo_f"], "linear"),
         ("encoder and decoder losses", ["loss_e", "loss_d"], "log"),
+        ("posterior coordinates where tanh is flat (|x| > 3)", ["sat_rec", "sat_fake"], "linear"),
         ("beta_neg (left) and c (right)", ["beta_neg"], "log"),
     ]
     for a, (title, names, scale) in zip(ax.flat, panels):
         for n in names:
-            a.plot(step, col(n), label=n, lw=1)
+            points = [(x, y) for x, y in zip(step, col(n)) if not math.isnan(y)]  # gradients: probed rows only
+            if points:
+                a.plot(*zip(*points), label=n, lw=1)
         a.set_title(title)
         a.set_yscale(scale)
         a.set_xlabel("step")
         a.grid(alpha=0.3)
-        if len(names) > 1:
+        if len(names) > 1 and a.lines:
             a.legend()
     ax[0, 2].axhline(0, color="k", lw=0.8)
-    ax[1, 2].set_yscale("log", base=2)  # beta_neg is halved and doubled: read 256, 128, 64 off the axis
-    ax[1, 2].yaxis.set_major_formatter(ScalarFormatter())
-    ax[1, 2].set_ylabel("beta_neg", color="tab:blue")
-    twin = ax[1, 2].twinx()
+    ax[1, 2].set_ylim(-0.02, 1.02)
+    ax[1, 3].set_yscale("log", base=2)  # beta_neg is halved and doubled: read 256, 128, 64 off the axis
+    ax[1, 3].yaxis.set_major_formatter(ScalarFormatter())
+    ax[1, 3].set_ylabel("beta_neg", color="tab:blue")
+    twin = ax[1, 3].twinx()
     twin.plot(step, col("c"), color="tab:orange", lw=1)
     twin.set_ylim(0, 1.05)
     twin.set_ylabel("c(t)")

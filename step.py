@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from losses import (as_distance, decoder_loss, encoder_loss, exp_elbo, kl_divergence, reconstruction_error,
-                    squash)
+                    saturation, squash)
 from models import reparameterize
 
 
@@ -33,9 +33,12 @@ class Hyper:
     beta_neg: float
     gamma_r: float
     scale: float  # s = 1 / (3 S^2)
-    method: str = "as"  # "as" or "soft" (c = 1 and no tanh)
+    method: str = "as"  # "as", "soft" (c = 1 and no tanh) or "vae" (no introspection: a plain VAE)
     ema_decay: float = 0.999  # decay of the decoder's exponential moving average at this step
-    bf16: bool = False  # fast step on CUDA: networks under bf16 autocast, the loss terms in float32
+    bf16: bool = False  # fast step: networks under bf16 autocast, the loss terms in float32
+    tanh: str = "all"  # "all": the decoder's KL terms and AS see tanh-squashed posteriors (official);
+    #                    "as-only": only AS does, the decoder's KL terms see the raw posteriors
+    probe: bool = False  # fast step: also measure the decoder's gradient from each part of L_D (a logged step)
 
 
 def draw_noise(batch, z_dim, generator, device):
@@ -77,6 +80,9 @@ def encoder_objective(E, D, x, fake, noise, hp, c):
     rec = full(D(z))
     l_rec = reconstruction_error(x, rec).mean()
     l_kl = kl_divergence(mu, logvar).mean()
+    if fake is None:  # --method vae: the plain VAE's ELBO, no introspection
+        loss = encoder_loss(l_rec, l_kl, 0.0, 0.0, hp.beta_rec, hp.beta_kl, hp.scale)
+        return loss, z, rec, _detached(dict(loss_e=loss, rec=hp.scale * l_rec, kl_real=l_kl))
 
     mu_r, lv_r = encode(E, rec.detach())
     rec_rec = full(bare(D)(reparameterize(mu_r, lv_r, noise["eps_r"])))
@@ -95,11 +101,15 @@ def encoder_objective(E, D, x, fake, noise, hp, c):
 
 
 def decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=False):
-    """Steps 1-5 of the decoder update given fake = D(n) and rec = D(z): L_D and the logged terms.
+    """Steps 1-5 of the decoder update given fake = D(n) and rec = D(z): L_D, its reconstruction part
+    s beta_rec L_rec, and the logged terms (with the fraction of saturated posterior coordinates).
 
     literal: compute L_rr and L_fr even when gamma_r = 0 (the reference computes every term).
     """
     l_rec = reconstruction_error(x, rec).mean()
+    rec_part = hp.scale * hp.beta_rec * l_rec  # the rest of L_D is the adversarial part
+    if fake is None:  # --method vae
+        return rec_part, rec_part, _detached(dict(loss_d=rec_part))
     mu_r, lv_r = encode(bare(E), rec)
     mu_f, lv_f = encode(bare(E), fake)
     l_rr = l_fr = None
@@ -108,13 +118,17 @@ def decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=False):
         rec_fake = full(D(reparameterize(mu_f, lv_f, noise["eps_df"]).detach()))
         l_rr = reconstruction_error(rec.detach(), rec_rec).mean()
         l_fr = reconstruction_error(fake.detach(), rec_fake).mean()
-    if hp.method == "as":  # K_r, K_f and AS all see the squashed posteriors
+    stats = dict(sat_rec=saturation(mu_r, lv_r), sat_fake=saturation(mu_f, lv_f))
+    kl_r, kl_f = (mu_r, lv_r), (mu_f, lv_f)
+    if hp.method == "as":  # AS sees the squashed posteriors; the KL terms too unless --tanh as-only
         mu_r, lv_r = squash(mu_r, lv_r)
         mu_f, lv_f = squash(mu_f, lv_f)
-    k_r, k_f = kl_divergence(mu_r, lv_r).mean(), kl_divergence(mu_f, lv_f).mean()
+        if hp.tanh == "all":
+            kl_r, kl_f = (mu_r, lv_r), (mu_f, lv_f)
+    k_r, k_f = kl_divergence(*kl_r).mean(), kl_divergence(*kl_f).mean()
     dist = as_term(mu_r, lv_r, mu_f, lv_f, c, "mean")
     loss = decoder_loss(l_rec, k_r, k_f, dist, hp.beta_rec, hp.beta_kl, c, hp.scale, hp.gamma_r, l_rr, l_fr)
-    return loss, _detached(dict(loss_d=loss, kl_rec=k_r, kl_fake=k_f, dist_d=dist))
+    return loss, rec_part, _detached(dict(loss_d=loss, kl_rec=k_r, kl_fake=k_f, dist_d=dist, **stats))
 
 
 def _set_requires_grad(module, flag):
@@ -128,7 +142,7 @@ def reference_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     _set_requires_grad(E, True)
     _set_requires_grad(D, False)
     with torch.no_grad():
-        fake = bare(D)(noise["n"])
+        fake = bare(D)(noise["n"]) if hp.method != "vae" else None
     loss_e, z, _, stats = encoder_objective(E, D, x, fake, noise, hp, c)
     opt_e.zero_grad(set_to_none=True)
     loss_e.backward()
@@ -137,9 +151,9 @@ def reference_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     # Decoder update: encoder parameters frozen.
     _set_requires_grad(E, False)
     _set_requires_grad(D, True)
-    fake = D(noise["n"])
+    fake = D(noise["n"]) if hp.method != "vae" else None
     rec = D(z.detach())
-    loss_d, stats_d = decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=True)
+    loss_d, _, stats_d = decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=True)
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     opt_d.step()
@@ -155,9 +169,10 @@ def fast_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     """Same mathematics as reference_step; fake and rec are computed once and serve both updates."""
     autocast = torch.autocast(x.device.type, torch.bfloat16, enabled=hp.bf16)
     with autocast:
-        fake = full(D(noise["n"]))  # with the decoder's graph: the decoder update backpropagates through it
+        # fake keeps the decoder's graph: the decoder update backpropagates through it
+        fake = full(D(noise["n"])) if hp.method != "vae" else None
         # Encoder update: gradients flow through D to E, but only E's parameters receive them.
-        loss_e, _, rec, stats = encoder_objective(E, D, x, fake.detach(), noise, hp, c)
+        loss_e, _, rec, stats = encoder_objective(E, D, x, _detach(fake), noise, hp, c)
     opt_e.zero_grad(set_to_none=True)
     loss_e.backward(inputs=list(bare(E).parameters()), retain_graph=True)  # D(z)'s graph is reused below
     opt_e.step()
@@ -166,13 +181,30 @@ def fast_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     # Decoder update: D's weights are unchanged, so fake and rec are the same tensors the spec recomputes.
     # The updated encoder runs on them; only D's parameters receive gradients.
     with autocast:
-        loss_d, stats_d = decoder_objective(E, D, x, fake, rec, noise, hp, c)
+        loss_d, rec_part, stats_d = decoder_objective(E, D, x, fake, rec, noise, hp, c)
+    params = list(bare(D).parameters())
     opt_d.zero_grad(set_to_none=True)
-    loss_d.backward(inputs=list(bare(D).parameters()))
+    if hp.probe:  # what drives the decoder: the gradient of its reconstruction part, apart from the rest
+        grad_rec = torch.autograd.grad(rec_part, params, retain_graph=True, allow_unused=True)
+    loss_d.backward(inputs=params)
+    if hp.probe:
+        stats_d.update(gradient_norms(grad_rec, [p.grad for p in params]))
     opt_d.step()
 
     get_ema_multi_avg_fn(hp.ema_decay)(list(ema.parameters()), list(bare(D).parameters()), None)
     return _finish(stats, stats_d)
+
+
+def gradient_norms(grad_rec, grad_total):
+    """Norms of the decoder's gradient from reconstruction and from the adversarial rest of L_D."""
+    pairs = [(r if r is not None else torch.zeros_like(t), t) for r, t in zip(grad_rec, grad_total) if t is not None]
+    rec = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(r.float()) for r, _ in pairs]))
+    adv = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm((t - r).float()) for r, t in pairs]))
+    return dict(grad_rec=rec, grad_adv=adv)
+
+
+def _detach(t):
+    return None if t is None else t.detach()
 
 
 def _detached(stats):
@@ -182,5 +214,6 @@ def _detached(stats):
 
 def _finish(stats_e, stats_d):
     stats = {**stats_e, **stats_d}
-    stats["diff_kl"] = stats["kl_fake"] - stats["kl_real"]
+    if "kl_fake" in stats:
+        stats["diff_kl"] = stats["kl_fake"] - stats["kl_real"]
     return stats

@@ -1,13 +1,23 @@
-"""Evaluate a trained model: a 2-D map of its latent space, reconstructions and their quality.
+"""Evaluate a trained model: a 2-D map of its latent space, reconstructions, samples and their quality.
 
     python test.py                                        # saves/fantasy/model.pt on data/fantasy
-    python test.py --model saves/mine/model.pt --data ~/my_places --method pca
+    python test.py --model saves/mine/model.pt --data ~/my_places --heldout ~/my_other_places --method pca
 
 Every image is encoded to its posterior mean mu (eval mode, deterministic). The map (t-SNE or PCA of
 mu) draws each image as a thumbnail, framed in the colour of its family when the file names have the
-form <family>_<NN> (at least two families). Reconstructions are D(mu) with the EMA decoder. Printed:
-PSNR and SSIM of the reconstructions (means over all images) and, with families, the leave-one-out
-5-nearest-neighbour family accuracy in latent space; the last line is the same as one JSON object.
+form <family>_<NN> (at least two families). Reconstructions are D(mu) with the EMA decoder.
+
+Printed, for the training images and for a held-out set no run trained on (for the demo set:
+data/fantasy_heldout, the same generator with another seed, made on first use):
+  - PSNR and SSIM of the reconstructions (means over the images), and beside them the same for two
+    baselines anyone can compute: each image shrunk to 8x8 (192 numbers, fewer than the 256 of the
+    latent code) or 16x16 pixels (768 numbers) by area averaging and blown back up (bicubic);
+  - the blur of the reconstructions and of the originals (scikit-image's blur_effect on grey levels:
+    0 sharp, 1 blurry);
+  - for random samples D(z), z ~ N(0, I): their blur, and the PSNR of each against its nearest training
+    image (high: a copy of a training image; low: something else);
+  - with families, the leave-one-out k-nearest-neighbour family accuracy in latent space.
+The last line is all of it as one JSON object.
 """
 import argparse
 import json
@@ -24,35 +34,47 @@ import torch
 import torch.nn.functional as F
 from matplotlib.lines import Line2D
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+from skimage.color import rgb2gray
+from skimage.measure import blur_effect
 from skimage.metrics import structural_similarity
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from sklearn.neighbors import NearestNeighbors
 
+import fantasy
 from checkpoint import CheckpointError, load_model
 from dataset import DatasetError, load_folder
 from distributed import pick_device
-from latent import decode, encode, rows_figure
+from latent import decode, encode, nearest, rows_figure, sample
 
 matplotlib.use("Agg")  # files only: no window, also without a display
 
 DPI = 150
 KNN = 5  # neighbours that vote for a family
 RECON_SHOWN = 16  # images in reconstructions.png
+THUMB_SIDES = (8, 16)  # the thumbnail baselines: 8x8x3 = 192 numbers, 16x16x3 = 768
+SAMPLES = 64  # random samples whose blur and nearest training image are measured
+DEMO, HELDOUT, HELDOUT_SEED = Path("data/fantasy"), Path("data/fantasy_heldout"), 7
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--model", default="saves/fantasy/model.pt", help="exported model written by train.py (default %(default)s)")
-    a("--data", default="data/fantasy", help="folder of images to encode, searched recursively (default %(default)s)")
+    a("--data", default=str(DEMO), help="folder of training images to encode, searched recursively "
+      "(default %(default)s)")
+    a("--heldout", default="auto", help="folder of images no run trained on, measured the same way; auto: "
+      f"{HELDOUT} with --data {DEMO} (made on first use: the demo generator with seed {HELDOUT_SEED}), else none; "
+      "none: skip (default %(default)s)")
     a("--method", default="tsne", choices=["tsne", "pca"], help="2-D embedding of the latent means "
       "(default %(default)s)")
     a("--out", default="imgs/space_viz.png", help="where to write the map (default %(default)s)")
     a("--recon-out", default="imgs/reconstructions.png", help="where to write the originals over their "
       "reconstructions (default %(default)s)")
-    a("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="auto: CUDA, then MPS, then CPU "
-      "(default %(default)s)")
+    a("--samples-out", default="imgs/samples_nearest.png", help="where to write random samples over their "
+      "nearest training images (default %(default)s)")
+    a("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default %(default)s: CUDA, then MPS, "
+      "then CPU)")
     a("--batch-size", type=int, default=32, help="images per forward pass (default %(default)s)")
     a("--seed", type=int, default=0, help="random state of t-SNE (default %(default)s)")
     args = p.parse_args(argv)
@@ -78,11 +100,78 @@ def families_of(paths):
 def knn_accuracy(mu, families, k=KNN):
     """Leave-one-out k-NN: how often the majority family of an image's k nearest others is its own.
     Ties go to the family of the nearest of the tied neighbours."""
-    k = min(k, len(mu) - 1)
     _, idx = NearestNeighbors(n_neighbors=k).fit(mu).kneighbors()  # no X: a point is not its own neighbour
     labels = np.asarray(families)
     votes = [Counter(row).most_common(1)[0][0] for row in labels[idx]]  # most_common keeps neighbour order
     return float(np.mean(np.asarray(votes) == labels))
+
+
+def knn_setting(families):
+    """(k, None) when the leave-one-out family accuracy can mean something, else (None, why not)."""
+    if families is None:
+        return None, "the file names do not have the form <family>_<NN> with at least two families"
+    alone = sorted(f for f, count in Counter(families).items() if count < 2)
+    if alone:
+        return None, f"{len(alone)} families have a single image ({', '.join(alone[:3])}), which no neighbour can share"
+    return min(KNN, len(families) - 1), None
+
+
+def thumbnail(x, side):
+    """The baseline: x (N, 3, S, S) shrunk to side x side by area averaging, blown back up (bicubic)."""
+    small = F.interpolate(x, size=(side, side), mode="area")
+    return F.interpolate(small, size=x.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def psnr(x, y):
+    mse = (y - x).pow(2).flatten(1).mean(1).clamp_min(1e-10)  # the floor caps PSNR at 100 dB
+    return (-10 * torch.log10(mse)).tolist()
+
+
+def ssim(x, y):
+    return [structural_similarity(a.permute(1, 2, 0).numpy(), b.permute(1, 2, 0).numpy(), channel_axis=2,
+                                  data_range=1.0) for a, b in zip(x, y)]
+
+
+def blur(x):
+    """scikit-image's blur_effect (Crete et al. 2007) of each image's grey levels: 0 sharp, 1 blurry."""
+    return [blur_effect(rgb2gray(a.permute(1, 2, 0).numpy())) for a in x]
+
+
+def reconstruction_metrics(model, images, batch_size):
+    """PSNR, SSIM and blur of the reconstructions D(mu), of the thumbnail baselines, blur of the originals."""
+    mu = encode(model, images, batch_size)  # (N, z_dim)
+    values = {}
+    for i in range(0, len(images), batch_size):  # a batch at a time: all at once may not fit
+        x = images[i:i + batch_size].float().div(255)
+        rec = decode(model, mu[i:i + batch_size], batch_size)
+        pairs = {"": rec, **{f"thumb{k}_": thumbnail(x, k) for k in THUMB_SIDES}}
+        batch = {**{p + "psnr": psnr(x, y) for p, y in pairs.items()}, **{p + "ssim": ssim(x, y) for p, y in pairs.items()},
+                 "blur": blur(rec), "blur_original": blur(x)}
+        for k, v in batch.items():
+            values[k] = values.get(k, []) + v
+    return {k: float(np.mean(v)) for k, v in values.items()}, mu
+
+
+def sample_metrics(model, images, n=SAMPLES, seed=0):
+    """Blur of n random samples and the PSNR of each against its nearest training image (means), plus the
+    samples and the index of each one's nearest training image."""
+    samples = sample(model, n, seed=seed)
+    train = images.float().div(255)
+    idx = nearest(samples.flatten(1), train.flatten(1))  # Euclidean: the highest PSNR
+    metrics = {"sample_blur": float(np.mean(blur(samples))),
+               "sample_nearest_psnr": float(np.mean(psnr(train[idx], samples)))}
+    return metrics, samples, idx
+
+
+def heldout_folder(args):
+    """The held-out folder to measure, or None; the demo set's is made on first use."""
+    if args.heldout == "none" or (args.heldout == "auto" and Path(args.data) != DEMO):
+        return None
+    folder = HELDOUT if args.heldout == "auto" else Path(args.heldout)
+    if args.heldout == "auto" and not folder.is_dir():
+        print(f"making the held-out demo images in {folder} (seed {HELDOUT_SEED}, about 15 s)")
+        fantasy.make_demo(folder, count=80, seed=HELDOUT_SEED)
+    return folder
 
 
 def embed(mu, method, seed):
@@ -147,42 +236,63 @@ def evaluate(args):
     if n < 3:
         raise DatasetError(f"{args.data} has {n} usable images; a 2-D map needs at least 3")
     families = families_of(paths)
-
-    mu = encode(model, images, args.batch_size)  # (N, z_dim)
-    psnr, ssim = [], []
-    for i in range(0, n, args.batch_size):  # reconstructions a batch at a time: all at once may not fit
-        x = images[i:i + args.batch_size].float().div(255)
-        rec = decode(model, mu[i:i + args.batch_size], args.batch_size)
-        mse = (rec - x).pow(2).flatten(1).mean(1).clamp_min(1e-10)  # the floor caps PSNR at 100 dB
-        psnr += (-10 * torch.log10(mse)).tolist()
-        ssim += [structural_similarity(a.permute(1, 2, 0).numpy(), b.permute(1, 2, 0).numpy(), channel_axis=2,
-                                       data_range=1.0) for a, b in zip(x, rec)]
-    metrics = {"psnr": float(np.mean(psnr)), "ssim": float(np.mean(ssim)),
-               "knn_accuracy": knn_accuracy(mu.numpy(), families) if families else None, "images": n}
+    metrics, mu = reconstruction_metrics(model, images, args.batch_size)
+    k, no_knn = knn_setting(families)
+    metrics.update(knn_accuracy=knn_accuracy(mu.numpy(), families, k) if k else None, knn_k=k, images=n)
+    sampled, samples, nearest_idx = sample_metrics(model, images, seed=args.seed)
+    metrics.update(sampled)
+    heldout = heldout_folder(args)
+    if heldout is not None:
+        held_images, _ = load_folder(heldout, model.config.image_size)
+        metrics["heldout"] = {**reconstruction_metrics(model, held_images, args.batch_size)[0],
+                              "images": len(held_images), "folder": str(heldout)}
 
     name = args.model if "epoch" not in model.meta else f"{args.model} (epoch {model.meta['epoch']})"
     xy, axis_names = embed(mu.numpy(), args.method, args.seed)
     label = {"tsne": "t-SNE", "pca": "PCA"}[args.method]
-    fig = map_figure(xy, images, families, axis_names, f"{label} of the latent means: {name}, {n} images")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=DPI)
-    plt.close(fig)
-    print(f"wrote {args.out}")
+    save(map_figure(xy, images, families, axis_names, f"{label} of the latent means: {name}, {n} images"), args.out)
 
     idx = shown(n, families)
     original = images[idx].float().div(255)
-    captions = [paths[i].stem for i in idx]
-    rows = [("original", original, captions), ("reconstruction", decode(model, mu[idx]), None)]
-    fig = rows_figure(rows, f"Reconstructions D(\u03bc) by {name}; mean over all {n} images: "
-                            f"PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}")
-    Path(args.recon_out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.recon_out, dpi=DPI)
-    plt.close(fig)
-    print(f"wrote {args.recon_out}")
+    rows = [("original", original, [paths[i].stem for i in idx]), ("reconstruction", decode(model, mu[idx]), None),
+            ("8x8 thumbnail", thumbnail(original, 8), None)]
+    save(rows_figure(rows, f"Reconstructions D(\u03bc) by {name}; over all {n} images PSNR {metrics['psnr']:.2f} dB, "
+                           f"SSIM {metrics['ssim']:.3f} (8x8: {metrics['thumb8_psnr']:.2f} dB, {metrics['thumb8_ssim']:.3f})"),
+         args.recon_out)
+    shown_samples = list(range(min(RECON_SHOWN, len(samples))))
+    rows = [("sample", samples[shown_samples], None),
+            ("nearest training image", images[nearest_idx[shown_samples]].float().div(255),
+             [paths[i].stem for i in nearest_idx[shown_samples]])]
+    save(rows_figure(rows, f"Random samples D(z), z ~ N(0, I), by {name}, over their nearest training images; "
+                           f"mean PSNR to the nearest: {metrics['sample_nearest_psnr']:.2f} dB"), args.samples_out)
 
-    knn = "" if families is None else f", {KNN}-NN family accuracy {metrics['knn_accuracy']:.3f} (leave one out)"
-    print(f"{n} images: PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}{knn}")
+    report(metrics, k, no_knn)
     return metrics
+
+
+def save(fig, path):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def report(metrics, k, no_knn):
+    """The metrics in words, each beside its baseline."""
+    def line(m):
+        return (f"PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, blur {m['blur']:.3f} (originals "
+                f"{m['blur_original']:.3f}); baselines: 8x8 thumbnail {m['thumb8_psnr']:.2f} dB, SSIM "
+                f"{m['thumb8_ssim']:.4f}; 16x16 thumbnail {m['thumb16_psnr']:.2f} dB, SSIM {m['thumb16_ssim']:.4f}")
+    print(f"training images ({metrics['images']}): {line(metrics)}")
+    if "heldout" in metrics:
+        h = metrics["heldout"]
+        print(f"held-out images ({h['images']}, {h['folder']}): {line(h)}")
+    print(f"random samples ({SAMPLES}): blur {metrics['sample_blur']:.3f}, PSNR to the nearest training image "
+          f"{metrics['sample_nearest_psnr']:.2f} dB")
+    if k:
+        print(f"{k}-NN family accuracy in latent space (leave one out): {metrics['knn_accuracy']:.3f}")
+    else:
+        print(f"no family accuracy: {no_knn}")
 
 
 def main(argv=None):

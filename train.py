@@ -58,15 +58,19 @@ def parse_args(argv=None):
     a("--beta-kl", type=float, default=1.0, help="weight of the KL of real images (default %(default)s)")
     a("--beta-rec", type=float, default=0.5, help="weight of the reconstruction error (default %(default)s)")
     a("--beta-neg", type=beta_neg_value, default=256.0, help="weight of the KL/AS of rec and fake images in "
-      "expELBO, or auto (see README); change it during the run through RUN_DIR/control.json (default %(default)s)")
+      "expELBO: a number, START:END (geometric from START at the first step to END at the last), or auto (see "
+      "README); change it during the run through RUN_DIR/control.json (default %(default)s)")
     a("--beta-neg-min", type=float, default=4.0, help="lower bound of --beta-neg auto (default %(default)s)")
     a("--beta-neg-max", type=float, default=256.0, help="upper bound of --beta-neg auto and of the raises after "
       "a divergence; auto starts there (default %(default)s)")
     a("--gamma-r", type=float, default=0.0, help="weight of the decoder's rec-of-rec terms; the seed's 1e-8 "
       "changes no weight beyond float32 noise (bench.py), so 0 skips them (default %(default)s)")
     a("--ema-decay", type=float, default=0.999, help="decay of the decoder's moving average (default %(default)s)")
-    a("--method", default="as", choices=["as", "soft"], help="as: AS-IntroVAE; soft: Soft-IntroVAE (c = 1, "
-      "no tanh) for comparison (default %(default)s)")
+    a("--method", default="as", choices=["as", "soft", "vae"], help="as: AS-IntroVAE; soft: Soft-IntroVAE (c = 1, "
+      "no tanh); vae: a plain VAE, no introspection (a baseline) (default %(default)s)")
+    a("--tanh", default="all", choices=["all", "as-only"], help="with --method as, where the encoder outputs of "
+      "rec and fake pass through tanh: all: in the decoder's KL terms and in AS, as the official code; as-only: "
+      "in AS only, the KL terms see the raw posteriors (default %(default)s)")
     a("--seed", type=int, default=0, help="random seed (default %(default)s)")
     a("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default %(default)s: CUDA if present)")
     a("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt; flags given now override "
@@ -93,24 +97,34 @@ def parse_args(argv=None):
             p.error(f"--{k.replace('_', '-')} must be at least 1")
     if not 0 < args.beta_neg_min <= args.beta_neg_max:
         p.error("need 0 < --beta-neg-min <= --beta-neg-max")
+    if args.method == "vae" and args.beta_neg == "auto":
+        p.error("--beta-neg auto reads the fake terms, which --method vae does not have")
     return args, given
 
 
 def beta_neg_value(text):
-    """--beta-neg: a positive number or 'auto'."""
+    """--beta-neg: a positive number, START:END (a schedule) or 'auto'."""
     if text == "auto":
         return text
     try:
-        value = float(text)
+        values = [float(v) for v in text.split(":")]
     except ValueError:
-        value = -1.0
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"expected a positive number or auto, got {text!r}")
-    return value
+        values = [-1.0]
+    if len(values) > 2 or not all(0 < v < math.inf for v in values):
+        raise argparse.ArgumentTypeError(f"expected a positive number, START:END or auto, got {text!r}")
+    return values[0] if len(values) == 1 else tuple(values)
 
 
 def initial_beta_neg(args):
-    return args.beta_neg_max if args.beta_neg == "auto" else args.beta_neg  # auto starts high, as the seed
+    if args.beta_neg == "auto":
+        return args.beta_neg_max  # auto starts high, as the seed
+    return args.beta_neg[0] if isinstance(args.beta_neg, tuple) else args.beta_neg
+
+
+def scheduled_beta_neg(schedule, t, total):
+    """--beta-neg START:END: geometric from START at step 0 to END at the last step."""
+    start, end = schedule
+    return start * (end / start) ** min(1.0, t / max(total - 1, 1))
 
 
 def use_bf16(precision, device):
@@ -122,6 +136,15 @@ def use_bf16(precision, device):
         return torch.cuda.get_device_capability(device) >= (8, 0)
     amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private: if a torch release lacks it, fp32
     return device.type == "cpu" and amx is not None and amx()
+
+
+FORMATS = {"rec": ".5f", "beta_neg": "g", "c": ".3f", "grad_rec": ".2g", "grad_adv": ".2g", "sat_fake": ".2f"}
+
+
+def shown(row, *keys):
+    """The keys of a logged row that it has (--method vae has no fake terms; gradient norms are measured
+    every --log-every steps), formatted for the console."""
+    return {k.replace("img_per_s", "img/s"): format(row[k], FORMATS.get(k, ".1f")) for k in keys if k in row}
 
 
 class Trainer:
@@ -150,7 +173,9 @@ class Trainer:
         self.sched_e = torch.optim.lr_scheduler.MultiStepLR(self.opt_e, [args.lr_drop_epoch], 0.1)
         self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, [args.lr_drop_epoch], 0.1)
         self.hp = Hyper(args.beta_kl, args.beta_rec, initial_beta_neg(args), args.gamma_r, image_scale(cfg.image_size),
-                        args.method, args.ema_decay, bf16=fast and use_bf16(args.precision, device))
+                        args.method, args.ema_decay, bf16=fast and use_bf16(args.precision, device), tanh=args.tanh)
+        # --beta-neg START:END; it ends when beta_neg is set otherwise (control.json, a recovery)
+        self.schedule = args.beta_neg if isinstance(args.beta_neg, tuple) else None
         self.step_fn = fast_step if fast else reference_step
         self.generator = torch.Generator(device).manual_seed(args.seed * 1000 + distributed.rank())
         self.epoch = self.step = 0
@@ -162,6 +187,9 @@ class Trainer:
         # 0.99 at step 890, --ema-decay from step 8990), so samples do not show the random initial decoder
         # for thousands of steps.
         self.hp.ema_decay = min(self.args.ema_decay, (1 + self.step) / (10 + self.step))
+        if self.schedule:
+            self.hp.beta_neg = scheduled_beta_neg(self.schedule, self.step, total_steps)
+        self.hp.probe = (self.step + 1) % self.args.log_every == 0  # gradient norms for the logged row
         stats = self.step_fn(self.E, self.D, self.ema, self.opt_e, self.opt_d, x, noise, self.hp, c)
         self.step += 1
         return stats, c
@@ -169,7 +197,7 @@ class Trainer:
     def state(self):
         """Everything --resume needs; only tensors and plain data, so it loads with weights_only=True."""
         return {"config": self.cfg.to_dict(), "args": vars(self.args), "epoch": self.epoch, "step": self.step,
-                "beta_neg": self.hp.beta_neg, "model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                "beta_neg": self.hp.beta_neg, "schedule": self.schedule, "model": self.model.state_dict(), "ema": self.ema.state_dict(),
                 "optimizer_e": self.opt_e.state_dict(), "optimizer_d": self.opt_d.state_dict(),
                 "scheduler_e": self.sched_e.state_dict(), "scheduler_d": self.sched_d.state_dict(),
                 "rng": {"generator": self.generator.get_state()}}  # the noise and flips; the rest is seeded
@@ -183,6 +211,7 @@ class Trainer:
         self.sched_d.load_state_dict(state["scheduler_d"])
         self.generator.set_state(state["rng"]["generator"])
         self.epoch, self.step, self.hp.beta_neg = state["epoch"], state["step"], state["beta_neg"]
+        self.schedule = state.get("schedule")  # (absent from checkpoints of earlier versions)
 
     @torch.no_grad()
     def calibrated(self, images):
@@ -251,6 +280,7 @@ class Run:
                      f"beta_neg {trainer.hp.beta_neg:g}")
             if "beta_neg" in given:
                 trainer.hp.beta_neg = initial_beta_neg(args)
+                trainer.schedule = args.beta_neg if isinstance(args.beta_neg, tuple) else None
         sampler = DistributedSampler(range(len(images)), num_replicas=self.world, rank=self.rank, shuffle=True,
                                      seed=args.seed, drop_last=True)
         self.batches = ImageBatches(self.images, args.batch_size, sampler, trainer.generator, trainer.memory_format)
@@ -288,6 +318,7 @@ class Run:
 
     def set_beta_neg(self, value, why):
         value = distributed.broadcast(value, self.device)  # rank 0's value (others pass None)
+        self.trainer.schedule = None  # a value set by hand or by a recovery ends a --beta-neg schedule
         if value != self.trainer.hp.beta_neg:
             old, self.trainer.hp.beta_neg = self.trainer.hp.beta_neg, value
             if self.auto:
@@ -317,9 +348,7 @@ class Run:
         self.good = self.weights()
         if self.main:
             self.history.append(row)
-            self.bar.set_postfix(rec=f"{row['rec']:.4f}", kl_real=f"{row['kl_real']:.1f}",
-                                 kl_fake=f"{row['kl_fake']:.1f}", diff_kl=f"{row['diff_kl']:.1f}",
-                                 beta_neg=f"{row['beta_neg']:g}", img_s=f"{row['img_per_s']:.1f}")
+            self.bar.set_postfix(shown(row, "rec", "kl_real", "kl_fake", "diff_kl", "beta_neg", "img_per_s"))
         # Rank 0 reads the file and runs the controller; set_beta_neg gives its value to every rank.
         new = self.control.poll() if self.main else None
         if distributed.any_rank(new is not None, self.device):
@@ -392,8 +421,8 @@ class Run:
                 stats, c = t.train_step(x, self.total_steps)
                 n_img += x.shape[0] * self.world
                 for k, v in stats.items():  # summed on the device: no host sync until the next log
-                    meter[k] = meter.get(k, 0) + v
-                meter["n"] = meter.get("n", 0) + 1
+                    total, n = meter.get(k, (0, 0))
+                    meter[k] = (total + v, n + 1)  # a probed value is in some steps only
                 if self.device.type == "cpu" and len(cpu_steps) < 4:  # the CPU step is synchronous: time it
                     cpu_steps.append(time.perf_counter() - step_start)
                     if len(cpu_steps) == 4:  # the first step warms up: the mean of the next three
@@ -405,7 +434,7 @@ class Run:
                 logged = t.step % args.log_every == 0 or t.step % self.steps_per_epoch == 0 or done
                 if logged:
                     now = time.perf_counter()
-                    row = {k: (v / meter["n"]).item() for k, v in meter.items() if k != "n"}
+                    row = {k: (total / n).item() for k, (total, n) in meter.items()}
                     row.update(step=t.step, epoch=t.epoch + 1, beta_neg=t.hp.beta_neg, c=c,
                                img_per_s=n_img / (now - t_log))
                     meter, t_log, n_img, last = {}, now, 0, row
@@ -422,10 +451,9 @@ class Run:
             t.sched_e.step()
             t.sched_d.step()
             if last:
-                self.log(f"epoch {t.epoch}/{args.epochs}  step {t.step}  rec {last['rec']:.5f}  "
-                         f"kl_real {last['kl_real']:.1f}  kl_fake {last['kl_fake']:.1f}  "
-                         f"diff_kl {last['diff_kl']:.1f}  beta_neg {t.hp.beta_neg:g}  c {last['c']:.3f}  "
-                         f"{last['img_per_s']:.1f} img/s")
+                line = shown({**last, "beta_neg": t.hp.beta_neg}, "rec", "kl_real", "kl_fake", "diff_kl", "beta_neg",
+                             "c", "grad_rec", "grad_adv", "sat_fake", "img_per_s")
+                self.log(f"epoch {t.epoch}/{args.epochs}  step {t.step}  " + "  ".join(f"{k} {v}" for k, v in line.items()))
             if self.main and (t.epoch % args.sample_every == 0 or t.epoch == args.epochs):
                 self.samples()
             if t.epoch % args.save_every == 0 and t.epoch < args.epochs and not done:
