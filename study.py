@@ -1,0 +1,144 @@
+"""The study behind the defaults: configurations trained at equal compute, two seeds each, measured by test.py.
+
+    python study.py --stage screen --configs official,soft       # 128x128, 80 epochs (1,040 steps) per run
+    python study.py --stage confirm --configs official,balanced   # 256x256
+    python study.py --table                                       # the README's table of every finished run
+
+A run is `python train.py --preset small FLAGS --seed S --out runs/study/STAGE/NAME-sS` and then
+`python test.py --model RUN/model.pt` (training images and the held-out demo set). Each finished run
+appends one line (its commands, steps, wall time, metrics and the training signals of its last rows)
+to runs/study/results.jsonl, so an interrupted study goes on where it stopped, and copies its last
+sample grid to imgs/study/. Two runs go at a time with one CPU thread each: on 2 cores that trains
+about 1.4x more steps per hour than one run on both, and every run gets the same share.
+"""
+import argparse
+import csv
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "runs" / "study" / "results.jsonl"
+GRIDS = ROOT / "imgs" / "study"
+
+# name -> train.py flags on top of the seed's settings (beta_rec 0.5, beta_kl 1, beta_neg 256, AS, tanh all)
+CONFIGS = {
+    "official": [],
+    "soft": ["--method", "soft"],
+    "tanh-as-only": ["--tanh", "as-only"],
+    "rec1-kl0.5": ["--beta-rec", "1", "--beta-kl", "0.5"],
+    "rec1-kl0.1": ["--beta-rec", "1", "--beta-kl", "0.1"],
+    "rec1-kl0.1-tanh-as-only": ["--beta-rec", "1", "--beta-kl", "0.1", "--tanh", "as-only"],
+    "rec1-kl0.1-soft": ["--beta-rec", "1", "--beta-kl", "0.1", "--method", "soft"],
+    "rec1-kl0.1-neg1024": ["--beta-rec", "1", "--beta-kl", "0.1", "--beta-neg", "1024"],
+    "rec1-kl0.1-neg32": ["--beta-rec", "1", "--beta-kl", "0.1", "--beta-neg", "32"],
+    "rec1-kl0.1-neg1024to32": ["--beta-rec", "1", "--beta-kl", "0.1", "--beta-neg", "1024:32"],
+    "rec1-kl0.1-auto": ["--beta-rec", "1", "--beta-kl", "0.1", "--beta-neg", "auto", "--beta-neg-max", "1024"],
+    "vae-rec1-kl0.1": ["--beta-rec", "1", "--beta-kl", "0.1", "--method", "vae"],
+}
+STAGES = {"screen": ["--preset", "small", "--image-size", "128", "--epochs", "80"],  # 1,040 steps of 6 images
+          "confirm": ["--preset", "small", "--image-size", "256", "--epochs", "80"]}
+SIGNALS = ["rec", "kl_real", "kl_fake", "grad_rec", "grad_adv", "sat_fake"]  # from the last rows of history.csv
+
+
+def commands(stage, name, seed):
+    run = Path("runs/study") / stage / f"{name}-s{seed}"
+    train = ["python", "train.py", *STAGES[stage], *CONFIGS[name], "--seed", str(seed), "--out", str(run),
+             "--save-every", "1000", "--sample-every", "20"]
+    test = ["python", "test.py", "--model", str(run / "model.pt"), "--out", str(run / "space_viz.png"),
+            "--recon-out", str(run / "reconstructions.png"), "--samples-out", str(run / "samples_nearest.png")]
+    return run, train, test
+
+
+def last_signals(history, fraction=0.1):
+    """Means of the training signals over the last tenth of the logged rows."""
+    with open(history, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["rec"]]
+    tail = rows[-max(1, int(len(rows) * fraction)):]
+    return {k: statistics.mean(float(r[k]) for r in tail if r.get(k)) for k in SIGNALS
+            if any(r.get(k) for r in tail)}
+
+
+def one_run(stage, name, seed):
+    run, train, test = commands(stage, name, seed)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    with open(ROOT / run.with_suffix(".log"), "w") as log:  # the console of the run, progress bars included
+        subprocess.run([sys.executable, *train[1:]], cwd=ROOT, env=env, check=True, stdout=log, stderr=log)
+    wall = time.perf_counter() - start
+    out = subprocess.run([sys.executable, *test[1:]], cwd=ROOT, env=env, check=True, capture_output=True,
+                         text=True).stdout
+    metrics = json.loads(out.strip().splitlines()[-1])
+    grid = sorted((ROOT / run / "samples").glob("epoch_*.png"))[-1]
+    GRIDS.mkdir(parents=True, exist_ok=True)
+    link = GRIDS / f"{stage}-{name}-s{seed}.jpg"
+    Image.open(grid).convert("RGB").save(link, quality=85)
+    with open(ROOT / run / "history.csv", newline="") as f:
+        steps = int(list(csv.DictReader(f))[-1]["step"])
+    return {"stage": stage, "config": name, "seed": seed, "train": shlex.join(train), "test": shlex.join(test),
+            "steps": steps, "wall_s": round(wall), "grid": str(link.relative_to(ROOT)), "metrics": metrics,
+            "signals": last_signals(ROOT / run / "history.csv")}
+
+
+def done():
+    return [json.loads(line) for line in RESULTS.read_text().splitlines()] if RESULTS.exists() else []
+
+
+def study(stage, names, seeds, jobs):
+    finished = {(r["stage"], r["config"], r["seed"]) for r in done()}
+    todo = [(stage, n, s) for n in names for s in seeds if (stage, n, s) not in finished]
+    (ROOT / "runs" / "study" / stage).mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(jobs) as pool:
+        for row in pool.map(lambda job: one_run(*job), todo):
+            with open(RESULTS, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"{row['stage']} {row['config']} seed {row['seed']}: {row['steps']} steps in {row['wall_s']} s; "
+                  f"PSNR {row['metrics']['psnr']:.2f} dB", flush=True)
+
+
+def table(rows):
+    """Markdown: one line per run, grouped by stage and configuration, with the mean of the seeds."""
+    out = ["| stage | configuration | seed | steps | wall | train PSNR / SSIM | held-out PSNR / SSIM | blur rec "
+           "(held-out) | sample blur | kl_real | kl_fake | grad adv / rec | sat. fake | grid |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        m, s = r["metrics"], r["signals"]
+        h = m.get("heldout", {"psnr": float("nan"), "ssim": float("nan"), "blur": float("nan")})
+        ratio = f"{s['grad_adv'] / s['grad_rec']:.2g}" if "grad_adv" in s else "-"
+        out.append(f"| {r['stage']} | `{' '.join(CONFIGS[r['config']]) or '(seed settings)'}` | {r['seed']} | "
+                   f"{r['steps']} | {r['wall_s'] / 60:.0f} min | {m['psnr']:.2f} / {m['ssim']:.3f} | "
+                   f"{h['psnr']:.2f} / {h['ssim']:.3f} | {m['blur']:.3f} ({h['blur']:.3f}) | {m['sample_blur']:.3f} | "
+                   f"{s['kl_real']:.0f} | {s.get('kl_fake', float('nan')):.0f} | {ratio} | "
+                   f"{s.get('sat_fake', float('nan')):.2f} | [grid]({r['grid']}) |")
+    return "\n".join(out)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stage", choices=list(STAGES), help="screen: 128x128; confirm: 256x256")
+    p.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated names among: {', '.join(CONFIGS)}")
+    p.add_argument("--seeds", default="0,1", help="comma-separated seeds (default %(default)s)")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time, one CPU thread each (default %(default)s)")
+    p.add_argument("--table", action="store_true", help="print the markdown table of the finished runs")
+    args = p.parse_args(argv)
+    names = args.configs.split(",")
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        p.error(f"unknown configurations: {', '.join(unknown)}")
+    if args.stage:
+        study(args.stage, names, [int(s) for s in args.seeds.split(",")], args.jobs)
+    if args.table:
+        print(table(done()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
