@@ -176,6 +176,8 @@ def main(argv=None):
         p.error("nothing to do: pass --make-demo DIR or --contact-sheet DIR PNG")
     import fantasy
     if args.make_demo:
+        if Path(args.make_demo).exists() and not Path(args.make_demo).is_dir():
+            p.error(f"--make-demo {args.make_demo}: a file of that name exists; give a folder")
         paths = fantasy.make_demo(args.make_demo, count=args.count, seed=args.seed)
         print(f"wrote {len(paths)} images to {args.make_demo}")
     if args.contact_sheet:

@@ -22,7 +22,10 @@ def pick_device(name, local_rank=None):
     """auto: CUDA, then MPS, then CPU. Under torchrun each process takes the GPU of its local rank."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name}: not a device torch knows; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu")

@@ -247,7 +247,7 @@ class Run:
         self.dir = Path(args.out or Path("saves") / self.data_dir.name)
         saved = None
         if args.resume:
-            saved, source = load_with_fallback(self.dir / "checkpoint.pt", map_location="cpu", log=self.log)
+            saved, source = load_with_fallback(self.dir / "checkpoint.pt", log=self.log)
             # Flags given now win over the saved ones; flags newer than the checkpoint take their defaults.
             merged = {**vars(args), **saved["args"], "max_steps": None, **given}
             merged.update(resume=True, out=str(self.dir))

@@ -80,7 +80,7 @@ def test_kill_9_during_checkpoint_writes_leaves_a_good_checkpoint(tmp_path):
         time.sleep(rng.uniform(0.05, 0.6))  # each write takes about 0.1 s: most kills land inside one
         proc.kill()
         proc.wait()
-        state, used = load_with_fallback(path, log=lambda *a: None)
+        state, used = load_with_fallback(path, log=lambda *a: None, check=lambda state, path: state)
         assert state["i"] >= 1 and state["big"].numel() == 4_000_000
 
 
@@ -187,8 +187,7 @@ def test_crafted_pickle_is_refused_everywhere(crafted, images12):
     for path in files:
         with pytest.raises(CheckpointError, match="refused") as refusal:
             safe_load(path)
-        if path.parent.name == "zip":  # torch's format gets as far as naming what the file wanted to run
-            assert "(it asks for posix.system)" in str(refusal.value)
+        assert "it asks for posix.system" in str(refusal.value)  # from torch (zip) or read from the opcodes (raw)
         with pytest.raises(CheckpointError, match="refused"):
             load_model(path)
         resume = subprocess.run([sys.executable, "train.py", "--resume", "--out", str(path.parent), "--data",
@@ -209,7 +208,7 @@ def test_truncated_checkpoint_falls_back_or_is_named(tmp_path, images12):
     messages = []
     state, used = load_with_fallback(ckpt, log=messages.append)
     assert used.name == "checkpoint.prev.pt" and state["epoch"] == 1
-    assert str(ckpt) in messages[0] and "corrupt or truncated" in messages[0]
+    assert str(ckpt) in messages[0] and "truncated or damaged" in messages[0]
     assert train.main(["--data", str(images12), "--out", str(run), "--resume", "--epochs", "3"]) == 0
     assert safe_load(ckpt)["epoch"] == 3
     model = run / "model.pt"
@@ -217,7 +216,7 @@ def test_truncated_checkpoint_falls_back_or_is_named(tmp_path, images12):
     result = subprocess.run([sys.executable, "test.py", "--model", str(model), "--data", str(images12)], cwd=ROOT,
                             env=ENV, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert str(model) in result.stderr and "corrupt or truncated" in result.stderr
+    assert str(model) in result.stderr and "truncated or damaged" in result.stderr
 
 
 def test_other_architecture_is_named_parameter_by_parameter(tmp_path, images12):
