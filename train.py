@@ -1,4 +1,4 @@
-"""Train AS-IntroVAE on a folder of images (../shared/AS_INTROVAE.md).
+"""Train AS-IntroVAE on a folder of images (the algorithm: ALGORITHM.md).
 
     python train.py                                          # demo set data/fantasy, full model, GPU
     python train.py --preset small --epochs 5 --out runs/demo  # a first run on a laptop CPU (minutes)

@@ -43,20 +43,25 @@ def families12(tmp_path_factory, images12):
 
 
 def run_map(tmp_path, capsys, model, data, *extra):
-    out, recon = tmp_path / "map.png", tmp_path / "recon.png"
-    argv = ["--model", str(model), "--data", str(data), "--out", str(out), "--recon-out", str(recon),
-            "--device", "cpu", *extra]
+    """test.py's metrics (its JSON line), with the printed lines in metrics["printed"]."""
+    figures = [tmp_path / "map.png", tmp_path / "recon.png", tmp_path / "samples.png"]
+    argv = ["--model", str(model), "--data", str(data), "--out", str(figures[0]), "--recon-out", str(figures[1]),
+            "--samples-out", str(figures[2]), "--device", "cpu", *extra]
     assert map_script.main(argv) == 0
-    assert out.is_file() and recon.is_file()
-    assert iio.imread(out).shape[2] in (3, 4) and iio.imread(recon).shape[2] in (3, 4)
-    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for figure in figures:
+        assert iio.imread(figure).shape[2] in (3, 4)
+    printed = capsys.readouterr().out
+    return {**json.loads(printed.strip().splitlines()[-1]), "printed": printed}
 
 
 def test_map_metrics_without_families(tmp_path, capsys, tiny, images12):
     metrics = run_map(tmp_path, capsys, tiny, images12)
-    assert set(metrics) == {"psnr", "ssim", "knn_accuracy", "images"}
-    assert metrics["images"] == 12 and metrics["knn_accuracy"] is None  # img_NN: a single family
-    assert -1 <= metrics["ssim"] <= 1
+    recon = {"psnr", "ssim", "blur", "blur_original", "thumb8_psnr", "thumb8_ssim", "thumb16_psnr", "thumb16_ssim"}
+    assert set(metrics) == recon | {"knn_accuracy", "knn_k", "images", "sample_blur", "sample_nearest_psnr", "printed"}
+    assert metrics["images"] == 12 and metrics["knn_accuracy"] is None and metrics["knn_k"] is None  # one family
+    assert "no family accuracy: the file names do not have the form" in metrics["printed"]
+    assert -1 <= metrics["ssim"] <= 1 and 0 <= metrics["blur"] <= 1 and 0 <= metrics["sample_blur"] <= 1
+    assert metrics["thumb16_psnr"] > metrics["thumb8_psnr"]  # more pixels, closer to the original
     model = load_model(tiny)
     images, _ = load_folder(images12, 64)
     x = images.float() / 255
@@ -65,9 +70,28 @@ def test_map_metrics_without_families(tmp_path, capsys, tiny, images12):
     assert metrics["psnr"] == pytest.approx(psnr, abs=1e-3)
 
 
-def test_map_with_families_and_pca(tmp_path, capsys, tiny, families12):
-    metrics = run_map(tmp_path, capsys, tiny, families12, "--method", "pca")
-    assert metrics["images"] == 12 and 0 <= metrics["knn_accuracy"] <= 1
+def test_map_with_families_pca_and_a_heldout_folder(tmp_path, capsys, tiny, families12, images12):
+    metrics = run_map(tmp_path, capsys, tiny, families12, "--method", "pca", "--heldout", str(images12))
+    assert metrics["images"] == 12 and 0 <= metrics["knn_accuracy"] <= 1 and metrics["knn_k"] == 5
+    assert "5-NN family accuracy" in metrics["printed"]
+    held = metrics["heldout"]
+    assert held["images"] == 12 and held["folder"] == str(images12) and held["psnr"] == pytest.approx(metrics["psnr"])
+    assert f"held-out images (12, {images12})" in metrics["printed"]
+
+
+def test_knn_is_left_out_where_it_cannot_mean_anything():
+    assert map_script.knn_setting(list("aabbcc")) == (5, None)
+    k, why = map_script.knn_setting(list("aabbc"))
+    assert k is None and "single image" in why and "c" in why  # c's one image has no neighbour of its family
+    assert map_script.knn_setting(None)[0] is None
+
+
+def test_thumbnail_baseline_keeps_what_it_can():
+    flat = torch.full((2, 3, 64, 64), 0.3)
+    assert torch.allclose(map_script.thumbnail(flat, 8), flat, atol=1e-6)  # nothing to lose
+    noise = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    errors = [(map_script.thumbnail(noise, k) - noise).square().mean() for k in (8, 16, 64)]
+    assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-10  # 64x64 of a 64x64 image: the image
 
 
 def test_map_of_five_images(tmp_path, capsys, tiny):
@@ -162,7 +186,12 @@ def test_notebook_runs_headless(tmp_path, monkeypatch, tiny, images12):
     nb = nbformat.read(ROOT / "img_interpolation.ipynb", as_version=4)
     assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code")  # committed without outputs
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if any(k.startswith("image/") for k in o.get("data", {}))]  # shown by reference
+    nbformat.write(nb, tmp_path / "executed.ipynb")
+    assert (tmp_path / "executed.ipynb").stat().st_size < 100_000
     gifs = sorted(out.glob("*.gif"))
     assert [g.stem for g in gifs] == list("abcdefgh")
     assert iio.imread(gifs[0], index=None).shape[1:] == (64, 64, 3)
-    assert (out / "random_sample.png").is_file() and (out / "path.png").is_file()
+    for name in ("random_sample.png", "random_sample_t0.7.png", "path.png"):
+        assert (out / name).is_file(), name
