@@ -19,12 +19,17 @@ import argparse
 import copy
 import json
 import resource
+import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 import distributed
+import train
 from models import count_parameters, preset_config
 from step import draw_noise
 from train import Trainer, parse_args
@@ -57,6 +62,33 @@ def weights_after(t, state, x, noise, gamma_r=None):
         t.hp.gamma_r = gamma_r
     stats = one_step(t, x, noise)
     return stats, {k: v.detach().clone() for k, v in t.model.named_parameters()}
+
+
+def time_loop(args, device, steps):
+    """train.py's own loop on a folder of 48 noise images: (img/s over its logged steps after the first log,
+    seconds of one sample grid, seconds of one save). Data, logging, control.json and recovery copies are
+    in the loop; the sample grids and saves that come every few epochs are timed apart."""
+    with tempfile.TemporaryDirectory() as folder:
+        rng = np.random.default_rng(0)
+        for i in range(48):
+            pixels = rng.integers(0, 256, (args.image_size, args.image_size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(Path(folder) / f"noise_{i:02d}.png")
+        log_every = max(1, steps // 3)
+        argv = ["--data", folder, "--out", str(Path(folder) / "run"), "--preset", args.preset, "--image-size",
+                str(args.image_size), "--batch-size", str(args.batch_size), "--device", str(device), "--precision",
+                args.precision, "--max-steps", str(steps), "--log-every", str(log_every), "--sample-every", "1000",
+                "--save-every", "1000"] + (["--compile"] if args.compile else [])
+        run = train.Run(*parse_args(argv))
+        run.train()
+        rows = [r for r in run.history.rows() if r["rec"]][1:]  # the first logged rows include the warm-up
+        img_s = float(np.mean([float(r["img_per_s"]) for r in rows]))
+        t0 = time.perf_counter()
+        run.samples()
+        sample_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        run.save()
+        save_s = time.perf_counter() - t0
+        return img_s, sample_s, save_s
 
 
 def max_rel_diff(a, b):
@@ -94,6 +126,7 @@ def main(argv=None):
     p.add_argument("--compile", action="store_true", help="torch.compile the fast step's networks")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
                    help="the fast step's precision, as train.py's flag (default auto)")
+    p.add_argument("--loop-steps", type=int, default=30, help="steps of train.py's own loop to time (default 30)")
     args = p.parse_args(argv)
     device = distributed.pick_device(args.device)
     cfg = preset_config(args.preset, args.image_size)
@@ -160,6 +193,7 @@ def main(argv=None):
             one_step(t, x, noise())
         flops[name] = counter.get_total_flops() / 1e9
 
+    loop_img_s, sample_s, save_s = time_loop(args, device, args.loop_steps)
     best = {k: min(v) for k, v in times.items()}
     img_s = {k: args.batch_size / v for k, v in best.items()}
     bf16 = fast.hp.bf16
@@ -175,6 +209,9 @@ def main(argv=None):
         print(f"same start, batch and noise, reference vs {name}, {str(dtype)[6:]}: max relative difference of "
               f"losses {d_loss:.2e}, of updated weights {d_weights:.2e}")
     print(f"gamma_r 1e-8 against 0 (reference step): max relative difference of updated weights {gamma_effect:.2e}")
+    print(f"train.py's loop: {loop_img_s:.2f} img/s ({loop_img_s / img_s['fast']:.0%} of the fast step alone: data, "
+          f"logging, control.json, recovery copies); every --sample-every epochs a sample grid takes {sample_s:.2f} s, "
+          f"every --save-every epochs a save {save_s:.2f} s")
     result = {"device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
               "preset": args.preset, "precision": "bf16" if bf16 else "fp32",
               "reference_img_per_s": round(img_s["reference"], 3), "fast_img_per_s": round(img_s["fast"], 3),
@@ -183,7 +220,8 @@ def main(argv=None):
               "max_rel_diff_as_timed": float(f"{max(diffs[torch.float32, 'fast']):.3g}"),
               "gflops_per_step": round(flops["fast"], 2), "achieved_gflops": round(achieved, 2),
               "peak_gflops": round(peak, 1), "peak_mem_mb": round(peak_mem, 1),
-              "gamma_r_1e-8_rel_diff": float(f"{gamma_effect:.3g}")}
+              "gamma_r_1e-8_rel_diff": float(f"{gamma_effect:.3g}"), "loop_img_per_s": round(loop_img_s, 3),
+              "sample_grid_s": round(sample_s, 3), "save_s": round(save_s, 3)}
     if "fast_fp32" in steps:
         result.update(speedup_fp32=round(best["reference"] / best["fast_fp32"], 3),
                       max_rel_diff_as_timed_fp32=float(f"{max(diffs[torch.float32, 'fast_fp32']):.3g}"))

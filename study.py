@@ -71,7 +71,7 @@ def one_run(stage, name, seed):
     run, train, test = commands(stage, name, seed)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
-    with open(ROOT / run.with_suffix(".log"), "w") as log:  # the console of the run, progress bars included
+    with open(ROOT / run.parent / (run.name + ".log"), "w") as log:  # the run's console, progress bars included
         subprocess.run([sys.executable, *train[1:]], cwd=ROOT, env=env, check=True, stdout=log, stderr=log)
     wall = time.perf_counter() - start
     out = subprocess.run([sys.executable, *test[1:]], cwd=ROOT, env=env, check=True, capture_output=True,

@@ -202,6 +202,12 @@ class Trainer:
                 "scheduler_e": self.sched_e.state_dict(), "scheduler_d": self.sched_d.state_dict(),
                 "rng": {"generator": self.generator.get_state()}}  # the noise and flips; the rest is seeded
 
+    def recovery_tensors(self):
+        """What a recovery from divergence puts back: weights, BatchNorm statistics, EMA, Adam's moments."""
+        moments = [v for opt in (self.opt_e, self.opt_d) for st in opt.state.values() for v in st.values()
+                   if isinstance(v, torch.Tensor)]
+        return [*self.model.state_dict().values(), *self.ema.state_dict().values(), *moments]
+
     def load_state(self, state, source):
         load_strict(self.model, state["model"], source)
         load_strict(self.ema, state["ema"], source)
@@ -231,6 +237,23 @@ class Trainer:
             mu, logvar = E(x)
             D(reparameterize(mu, logvar, torch.randn(mu.shape, generator=g, device=self.device)))
         return E.eval(), D.eval()
+
+
+class Snapshot:
+    """A copy of the tensors a recovery restores, on their own device: taking one after every healthy logged
+    step allocates nothing and does not wait for the device (one foreach copy)."""
+
+    def __init__(self):
+        self.live, self.saved = [], []
+
+    def take(self, live):
+        if len(live) != len(self.live) or any(a.data_ptr() != b.data_ptr() for a, b in zip(live, self.live)):
+            self.live, self.saved = live, [t.detach().clone() for t in live]  # first time, or new optimiser state
+        else:
+            torch._foreach_copy_(self.saved, live)
+
+    def restore(self):
+        torch._foreach_copy_(self.live, self.saved)
 
 
 class Run:
@@ -301,14 +324,9 @@ class Run:
         self.fixed_real = self.images[torch.linspace(0, len(images) - 1, min(GRID, len(images))).long()]  # one per family
         self.fixed_noise = torch.randn(len(self.fixed_real), cfg.z_dim,
                                        generator=torch.Generator().manual_seed(args.seed))
-        self.good = self.weights()  # the last state known to be healthy, kept in memory
+        self.good = Snapshot()  # the last state known to be healthy, kept on the device
+        self.good.take(trainer.recovery_tensors())
         self.stop_requested = False  # set by Ctrl-C or SIGTERM (request_stop)
-
-    def weights(self):
-        """A copy of what a recovery restores: weights, EMA, optimiser moments."""
-        t = self.trainer
-        return copy.deepcopy({"model": t.model.state_dict(), "ema": t.ema.state_dict(),
-                              "optimizer_e": t.opt_e.state_dict(), "optimizer_d": t.opt_d.state_dict()})
 
     def event(self, text, **row):
         self.log(f"step {self.trainer.step}: {text}")
@@ -345,7 +363,7 @@ class Run:
         if distributed.any_rank(problem is not None, self.device):
             self.recover(problem or "another process diverged", row)
             return
-        self.good = self.weights()
+        self.good.take(t.recovery_tensors())
         if self.main:
             self.history.append(row)
             self.bar.set_postfix(shown(row, "rec", "kl_real", "kl_fake", "diff_kl", "beta_neg", "img_per_s"))
@@ -361,10 +379,7 @@ class Run:
     def recover(self, problem, row):
         """Back to the last healthy weights, beta_neg x 2, go on; stop when it happens too often."""
         t = self.trainer
-        t.model.load_state_dict(self.good["model"])
-        t.ema.load_state_dict(self.good["ema"])
-        t.opt_e.load_state_dict(self.good["optimizer_e"])
-        t.opt_d.load_state_dict(self.good["optimizer_d"])
+        self.good.restore()
         too_many = self.guard.recovered(t.step)
         if self.main:
             self.history.append({**row, "event": f"diverged: {problem}"})

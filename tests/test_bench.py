@@ -4,11 +4,12 @@ import json
 import bench
 
 KEYS = {"device", "preset", "reference_img_per_s", "fast_img_per_s", "speedup", "max_rel_diff", "gflops_per_step",
-        "achieved_gflops", "peak_gflops", "peak_mem_mb"}
+        "achieved_gflops", "peak_gflops", "peak_mem_mb", "loop_img_per_s"}
 
 
 def test_bench_json_and_equality(capsys):
-    bench.main(["--preset", "tiny", "--image-size", "64", "--steps", "1", "--warmup", "1", "--device", "cpu"])
+    bench.main(["--preset", "tiny", "--image-size", "64", "--steps", "1", "--warmup", "1", "--device", "cpu",
+                "--loop-steps", "6"])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert KEYS <= set(result)
     assert result["max_rel_diff"] < 1e-9  # float64: the two steps have the same mathematics
@@ -17,3 +18,4 @@ def test_bench_json_and_equality(capsys):
     assert result["max_rel_diff_as_timed"] < 0.5  # under bf16 autocast (where native): 8-bit mantissas
     assert result["gamma_r_1e-8_rel_diff"] < 1e-5  # the seed's gamma_r is below float32 resolution
     assert 0 < result["gflops_per_step"] < 10 and result["peak_gflops"] > 0
+    assert result["loop_img_per_s"] > 0 and result["sample_grid_s"] > 0 and result["save_s"] > 0
