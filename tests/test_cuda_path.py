@@ -8,8 +8,9 @@ crash on an H100, a sample grid fed with CPU images, would have been caught here
 
 What fake tensors cannot do is stood in for, at the boundary only:
   - values: a host read of a device value (.item(), float()) returns 1.0;
-  - autograd's backward needs a CUDA context: backward is skipped (the forward passes of both updates,
-    the noise, the EMA and the optimiser calls still run on the fake device);
+  - autograd's backward needs a CUDA context: backward gives zero gradients of the right shape and device
+    (the forward passes of both updates, the noise, the gradient norms, the EMA and the optimisers still
+    run on the fake device);
   - files: sample grids, checkpoints and exported models are recorded instead of written, with the
     device of every tensor in them;
   - the networks are initialised on the host, as torch does, and moved to the device inside the mode;
@@ -61,6 +62,10 @@ def fake_cuda():
         with unset_fake_temporarily():
             return real_build(config)
 
+    def backward(loss, inputs=(), **kwargs):  # gradients of the right shape and device, values unknown
+        for p in inputs:
+            p.grad = torch.zeros_like(p)
+
     def save_grid(path, *images_and_title):
         record["grids"].append(devices(list(images_and_title[:3])))
 
@@ -75,7 +80,8 @@ def fake_cuda():
             ("distributed.pick_device", lambda name, local_rank=None: CUDA),
             ("torch.cuda.get_device_capability", lambda device=None: (9, 0)),
             ("torch.Generator", lambda device="cpu": real_generator("cpu")),
-            ("torch.Tensor.backward", lambda self, *args, **kwargs: None),
+            ("torch.Tensor.backward", backward),
+            ("torch.autograd.grad", lambda outputs, inputs, **kwargs: [torch.zeros_like(p) for p in inputs]),
         ]:
             stack.enter_context(mock.patch(target, value))
         for name, value in [("item", lambda self: 1.0), ("__float__", lambda self: 1.0)]:
