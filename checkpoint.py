@@ -133,13 +133,14 @@ def what_it_is(err, head):
     """A few plain words on a file torch could not read."""
     if not head:
         return "it is empty"
+    if not head.strip(b"\0"):
+        return "it holds only zero bytes"
     if head.startswith(b"PK\x03\x04"):  # torch's zip format, cut short or damaged
         return "a truncated or damaged PyTorch file: " + str(err).splitlines()[0].split(". ")[0][:120]
-    try:
-        head.decode("utf-8")
+    text = head.decode("utf-8", errors="replace")[:-1]  # (the 4096 bytes may end inside a character)
+    if all(c.isprintable() and c != "\ufffd" or c in "\t\n\r" for c in text):
         return "it is a text file"
-    except UnicodeDecodeError:
-        return "not a file PyTorch wrote"
+    return "not a file PyTorch wrote"
 
 
 def check_training_state(state, path):

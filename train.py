@@ -269,8 +269,11 @@ class Run:
         self.data_dir = Path(args.data)
         self.dir = Path(args.out or Path("saves") / self.data_dir.name)
         saved = None
+        self.keep_previous = True  # a save moves the checkpoint it replaces to checkpoint.prev.pt
         if args.resume:
             saved, source = load_with_fallback(self.dir / "checkpoint.pt", log=self.log)
+            self.keep_previous = source.name == "checkpoint.pt"  # else the first save must not make the
+            # unusable checkpoint.pt the previous copy: the good checkpoint.prev.pt stays
             # Flags given now win over the saved ones; flags newer than the checkpoint take their defaults.
             merged = {**vars(args), **saved["args"], "max_steps": None, **given}
             merged.update(resume=True, out=str(self.dir))
@@ -401,7 +404,8 @@ class Run:
         state = {**t.state(), "control": {"guard": self.guard.state_dict(),
                                           "auto": self.auto.state_dict() if self.auto else None}}
         try:
-            save_atomic(state, self.dir / "checkpoint.pt")
+            save_atomic(state, self.dir / "checkpoint.pt", keep_previous=self.keep_previous)
+            self.keep_previous = True
             E, D = t.calibrated(self.images)
             export_model(self.dir / "model.pt", self.cfg.to_dict(), E, D,
                          {"epoch": t.epoch, "step": t.step, "data": str(self.data_dir), "preset": self.args.preset,

@@ -161,6 +161,7 @@ def test_one_of_each_kind_through_the_scripts(run, tmp_path, images12, capsys):
         if "falling back" in out:  # a bit flip may leave the contents intact; everything else falls back
             assert "resumed from " + str(work / "checkpoint.prev.pt") in out, kind
         assert safe_load(work / "checkpoint.pt")["epoch"] == 2  # epoch 1 + the epoch trained again
+        safe_load(work / "checkpoint.prev.pt")  # the save kept a good previous copy, not the damaged file
         model = write(tmp_path / f"model{i}.pt", data)
         assert map_script.main(["--model", str(model), "--data", str(images12), "--device", "cpu"]) == 1, kind
         err = capsys.readouterr().err.strip()
