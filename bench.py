@@ -65,9 +65,10 @@ def weights_after(t, state, x, noise, gamma_r=None):
 
 
 def time_loop(args, device, steps):
-    """train.py's own loop on a folder of 48 noise images: (img/s over its logged steps after the first log,
-    seconds of one sample grid, seconds of one save). Data, logging, control.json and recovery copies are
-    in the loop; the sample grids and saves that come every few epochs are timed apart."""
+    """train.py's own loop on a folder of 48 noise images: img/s over its logged steps after the first log,
+    and the seconds of one sample grid and of one save: the part the loop waits for, and in all (the rest is
+    drawn and written by the writer thread while training goes on). Data, logging, control.json and
+    recovery copies are in the loop; the grids and saves that come every few epochs are timed apart."""
     with tempfile.TemporaryDirectory() as folder:
         rng = np.random.default_rng(0)
         for i in range(48):
@@ -82,13 +83,14 @@ def time_loop(args, device, steps):
         run.train()
         rows = [r for r in run.history.rows() if r["rec"]][1:]  # the first logged rows include the warm-up
         img_s = float(np.mean([float(r["img_per_s"]) for r in rows]))
-        t0 = time.perf_counter()
-        run.samples()
-        sample_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        run.save()
-        save_s = time.perf_counter() - t0
-        return img_s, sample_s, save_s
+        seconds = []
+        for work in (run.samples, run.save):  # what the loop waits for, then the writer thread's part
+            t0 = time.perf_counter()
+            work()
+            t1 = time.perf_counter()
+            run.writer.wait()
+            seconds += [t1 - t0, time.perf_counter() - t0]
+        return img_s, seconds
 
 
 def max_rel_diff(a, b):
@@ -193,7 +195,7 @@ def main(argv=None):
             one_step(t, x, noise())
         flops[name] = counter.get_total_flops() / 1e9
 
-    loop_img_s, sample_s, save_s = time_loop(args, device, args.loop_steps)
+    loop_img_s, (sample_s, sample_all_s, save_s, save_all_s) = time_loop(args, device, args.loop_steps)
     best = {k: min(v) for k, v in times.items()}
     img_s = {k: args.batch_size / v for k, v in best.items()}
     bf16 = fast.hp.bf16
@@ -210,8 +212,9 @@ def main(argv=None):
               f"losses {d_loss:.2e}, of updated weights {d_weights:.2e}")
     print(f"gamma_r 1e-8 against 0 (reference step): max relative difference of updated weights {gamma_effect:.2e}")
     print(f"train.py's loop: {loop_img_s:.2f} img/s ({loop_img_s / img_s['fast']:.0%} of the fast step alone: data, "
-          f"logging, control.json, recovery copies); every --sample-every epochs a sample grid takes {sample_s:.2f} s, "
-          f"every --save-every epochs a save {save_s:.2f} s")
+          f"logging, control.json, recovery copies); every --sample-every epochs a sample grid holds the loop "
+          f"{sample_s:.2f} s (drawn in {sample_all_s:.2f} s), every --save-every epochs a save {save_s:.2f} s "
+          f"(written in {save_all_s:.2f} s)")
     result = {"device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
               "preset": args.preset, "precision": "bf16" if bf16 else "fp32",
               "reference_img_per_s": round(img_s["reference"], 3), "fast_img_per_s": round(img_s["fast"], 3),
@@ -221,7 +224,8 @@ def main(argv=None):
               "gflops_per_step": round(flops["fast"], 2), "achieved_gflops": round(achieved, 2),
               "peak_gflops": round(peak, 1), "peak_mem_mb": round(peak_mem, 1),
               "gamma_r_1e-8_rel_diff": float(f"{gamma_effect:.3g}"), "loop_img_per_s": round(loop_img_s, 3),
-              "sample_grid_s": round(sample_s, 3), "save_s": round(save_s, 3)}
+              "sample_grid_s": round(sample_s, 3), "sample_grid_total_s": round(sample_all_s, 3),
+              "save_s": round(save_s, 3), "save_total_s": round(save_all_s, 3)}
     if "fast_fp32" in steps:
         result.update(speedup_fp32=round(best["reference"] / best["fast_fp32"], 3),
                       max_rel_diff_as_timed_fp32=float(f"{max(diffs[torch.float32, 'fast_fp32']):.3g}"))

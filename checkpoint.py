@@ -198,9 +198,10 @@ def load_strict(module, state, source):
 
 
 def export_model(path, config, encoder, decoder, meta):
-    """The model the other scripts load: encoder, (EMA) decoder and config; no optimiser state."""
-    save_atomic({"format": MODEL_FORMAT, "config": config, "encoder": encoder.state_dict(),
-                 "decoder": decoder.state_dict(), "meta": meta}, path, keep_previous=False)
+    """The model the other scripts load: the state dicts of the encoder and the (EMA) decoder, and the config;
+    no optimiser state."""
+    save_atomic({"format": MODEL_FORMAT, "config": config, "encoder": encoder, "decoder": decoder, "meta": meta},
+                path, keep_previous=False)
 
 
 def load_model(path, device="cpu"):

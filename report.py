@@ -49,10 +49,8 @@ def _fmt(v):
     return f"{v:.6g}" if isinstance(v, float) else v
 
 
-def plot_history(csv_path, png_path):
-    """losses.png: the signals a person reads to move beta_neg, against the step."""
-    with open(csv_path, newline="") as f:
-        everything = list(csv.DictReader(f))
+def plot_history(everything, png_path, title):
+    """losses.png from the rows of history.csv: the signals a person reads to move beta_neg, against the step."""
     rows = [r for r in everything if r["rec"]]  # event rows carry no losses
     if not rows:
         return
@@ -96,7 +94,7 @@ def plot_history(csv_path, png_path):
         if r["event"]:
             for a in ax.flat:
                 a.axvline(int(r["step"]), color="tab:red", lw=0.6, alpha=0.5)
-    fig.suptitle(f"{Path(csv_path).parent.name}: training history (red lines: events)")
+    fig.suptitle(title)
     fig.savefig(png_path, dpi=100)
     plt.close(fig)
 

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -239,6 +240,37 @@ class Trainer:
         return E.eval(), D.eval()
 
 
+def host(obj):
+    """A copy of obj with every tensor copied to the host: what a background write may read while training
+    goes on changing the originals in place."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: host(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(host(v) for v in obj)
+    return obj
+
+
+class Writer:
+    """One background thread that draws the figures and writes the files of a run, in order, while the
+    device trains on. Jobs get host copies of what they need."""
+
+    def __init__(self):
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer")
+        self.jobs = []
+
+    def submit(self, fn, *args):
+        self.jobs.append(self.pool.submit(fn, *args))
+        return self.jobs[-1]
+
+    def wait(self):
+        """Until every job is done; a job's exception (a bug, not a full disk) is raised here."""
+        jobs, self.jobs = self.jobs, []
+        for job in jobs:
+            job.result()
+
+
 class Snapshot:
     """A copy of the tensors a recovery restores, on their own device: taking one after every healthy logged
     step allocates nothing and does not wait for the device (one foreach copy)."""
@@ -327,6 +359,7 @@ class Run:
         self.fixed_real = self.images[torch.linspace(0, len(images) - 1, min(GRID, len(images))).long()]  # one per family
         self.fixed_noise = torch.randn(len(self.fixed_real), cfg.z_dim,
                                        generator=torch.Generator().manual_seed(args.seed))
+        self.writer = Writer()
         self.good = Snapshot()  # the last state known to be healthy, kept on the device
         self.good.take(trainer.recovery_tensors())
         self.stop_requested = False  # set by Ctrl-C or SIGTERM (request_stop)
@@ -389,31 +422,41 @@ class Run:
         self.set_beta_neg(min(self.args.beta_neg_max, 2 * t.hp.beta_neg),
                           f"recovered from divergence ({problem}): back to the last healthy weights")
         if too_many:
-            self.save()
+            self.save(wait=True)
             raise RunError(f"the run diverged {len(self.guard.recoveries)} times within "
                            f"{self.guard.recovery_window} steps (last: {problem} at step {t.step}, beta_neg "
                            f"{row['beta_neg']:g}, beta_kl {self.args.beta_kl:g}, beta_rec {self.args.beta_rec:g}); "
                            f"saved the last healthy state to {self.dir}/checkpoint.pt. Try a higher --beta-neg "
                            f"or a lower --lr, then --resume")
 
-    def save(self):
-        """checkpoint.pt (everything) and model.pt (for test.py); a failed write warns and keeps the last one."""
+    def save(self, wait=False):
+        """checkpoint.pt (everything), model.pt (for test.py) and losses.png, written by the writer thread from
+        host copies taken now. A failed write warns and keeps the last one. With wait: whether this save was
+        written, once every write before it is done."""
         if not self.main:
             return True
         t = self.trainer
-        state = {**t.state(), "control": {"guard": self.guard.state_dict(),
-                                          "auto": self.auto.state_dict() if self.auto else None}}
+        state = host({**t.state(), "control": {"guard": self.guard.state_dict(),
+                                               "auto": self.auto.state_dict() if self.auto else None}})
+        E, D = t.calibrated(self.images)
+        model = host({"encoder": E.state_dict(), "decoder": D.state_dict()})
+        meta = {"epoch": t.epoch, "step": t.step, "data": str(self.data_dir), "preset": self.args.preset,
+                "beta_neg": t.hp.beta_neg, "method": self.args.method}
+        job = self.writer.submit(self.write, state, model, meta, self.history.rows(), self.keep_previous)
+        if wait:
+            self.writer.wait()
+        return job.result() if wait else True
+
+    def write(self, state, model, meta, rows, keep_previous):
+        """The writer thread's half of save(): True when every file was written."""
         try:
-            save_atomic(state, self.dir / "checkpoint.pt", keep_previous=self.keep_previous)
+            save_atomic(state, self.dir / "checkpoint.pt", keep_previous=keep_previous)
             self.keep_previous = True
-            E, D = t.calibrated(self.images)
-            export_model(self.dir / "model.pt", self.cfg.to_dict(), E, D,
-                         {"epoch": t.epoch, "step": t.step, "data": str(self.data_dir), "preset": self.args.preset,
-                          "beta_neg": t.hp.beta_neg, "method": self.args.method})
-            plot_history(self.dir / "history.csv", self.dir / "losses.png")
+            export_model(self.dir / "model.pt", self.cfg.to_dict(), model["encoder"], model["decoder"], meta)
+            plot_history(rows, self.dir / "losses.png", f"{self.dir.name}: training history (red lines: events)")
         except OSError as err:
-            self.log(f"warning: could not write to {self.dir} at step {t.step} ({err}); the previous checkpoint "
-                     f"is kept and training goes on")
+            self.log(f"warning: could not write to {self.dir} at step {meta['step']} ({err}); the previous "
+                     f"checkpoint is kept and training goes on")
             return False
         return True
 
@@ -423,8 +466,8 @@ class Run:
         real = self.fixed_real.float().div(255).contiguous(memory_format=self.trainer.memory_format)
         rec, sample = D(E(real)[0]), D(self.fixed_noise.to(self.device))
         epoch = self.trainer.epoch
-        save_grid(self.dir / "samples" / f"epoch_{epoch:04d}.png", real.cpu(), rec.cpu(), sample.cpu(),
-                  f"epoch {epoch}; rows: real, reconstruction, sample (EMA)")
+        self.writer.submit(save_grid, self.dir / "samples" / f"epoch_{epoch:04d}.png", real.cpu(), rec.cpu(),
+                           sample.cpu(), f"epoch {epoch}; rows: real, reconstruction, sample (EMA)")
 
     def train(self):
         t, args = self.trainer, self.args
@@ -488,13 +531,13 @@ def train(args, given):
     try:
         seconds = run.train()
     except KeyboardInterrupt:
-        run.save()
+        run.save(wait=True)
         run.log(f"interrupted at step {run.trainer.step}; saved {run.dir}/checkpoint.pt (continue with --resume)")
         return run.trainer
     finally:
         for s, handler in previous_handlers.items():
             signal.signal(s, handler)
-    if not run.save():
+    if not run.save(wait=True):
         raise RunError(f"could not write the final checkpoint to {run.dir}; the previous one is kept")
     run.log(f"done: {run.trainer.epoch} epochs, {run.trainer.step} steps in {seconds / 60:.1f} min; "
             f"{run.dir}/model.pt")
