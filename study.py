@@ -26,7 +26,8 @@ from pathlib import Path
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "runs" / "study" / "results.jsonl"
+RUNS = Path("runs/study")  # relative to the repository, as the commands in the table
+RESULTS = ROOT / RUNS / "results.jsonl"
 GRIDS = ROOT / "imgs" / "study"
 
 # name -> train.py flags on top of the seed's settings (beta_rec 0.5, beta_kl 1, beta_neg 256, AS, tanh all)
@@ -50,10 +51,12 @@ SIGNALS = ["rec", "kl_real", "kl_fake", "grad_rec", "grad_adv", "sat_fake"]  # f
 
 
 def commands(stage, name, seed):
-    run = Path("runs/study") / stage / f"{name}-s{seed}"
-    train = ["python", "train.py", *STAGES[stage], *CONFIGS[name], "--seed", str(seed), "--out", str(run),
-             "--save-every", "1000", "--sample-every", "20"]
-    test = ["python", "test.py", "--model", str(run / "model.pt"), "--out", str(run / "space_viz.png"),
+    run = RUNS / stage / f"{name}-s{seed}"
+    flags = [*STAGES[stage], *CONFIGS[name]]
+    train = ["python", "train.py", *flags, "--seed", str(seed), "--out", str(run), "--save-every", "1000",
+             "--sample-every", "20"]
+    data = flags[flags.index("--data"):][:2] if "--data" in flags else []  # test.py measures the same images
+    test = ["python", "test.py", "--model", str(run / "model.pt"), *data, "--out", str(run / "space_viz.png"),
             "--recon-out", str(run / "reconstructions.png"), "--samples-out", str(run / "samples_nearest.png")]
     return run, train, test
 
@@ -79,12 +82,12 @@ def one_run(stage, name, seed):
     metrics = json.loads(out.strip().splitlines()[-1])
     grid = sorted((ROOT / run / "samples").glob("epoch_*.png"))[-1]
     GRIDS.mkdir(parents=True, exist_ok=True)
-    link = GRIDS / f"{stage}-{name}-s{seed}.jpg"
+    link = GRIDS / f"{stage}-{name}-s{seed}.jpg"  # a JPEG: a tenth of the PNG's size, for the repository
     Image.open(grid).convert("RGB").save(link, quality=85)
     with open(ROOT / run / "history.csv", newline="") as f:
         steps = int(list(csv.DictReader(f))[-1]["step"])
     return {"stage": stage, "config": name, "seed": seed, "train": shlex.join(train), "test": shlex.join(test),
-            "steps": steps, "wall_s": round(wall), "grid": str(link.relative_to(ROOT)), "metrics": metrics,
+            "steps": steps, "wall_s": round(wall), "grid": os.path.relpath(link, ROOT), "metrics": metrics,
             "signals": last_signals(ROOT / run / "history.csv")}
 
 
@@ -95,7 +98,7 @@ def done():
 def study(stage, names, seeds, jobs):
     finished = {(r["stage"], r["config"], r["seed"]) for r in done()}
     todo = [(stage, n, s) for n in names for s in seeds if (stage, n, s) not in finished]
-    (ROOT / "runs" / "study" / stage).mkdir(parents=True, exist_ok=True)
+    (ROOT / RUNS / stage).mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(jobs) as pool:
         for row in pool.map(lambda job: one_run(*job), todo):
             with open(RESULTS, "a") as f:

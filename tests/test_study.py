@@ -1,0 +1,22 @@
+"""study.py: one tiny configuration end to end, its row in results.jsonl and in the README's table."""
+import json
+
+import study
+
+
+def test_a_tiny_study_run_is_recorded_and_tabled(tmp_path, monkeypatch, images12, capsys):
+    monkeypatch.setitem(study.STAGES, "tiny", ["--preset", "tiny", "--epochs", "2", "--data", str(images12),
+                                               "--log-every", "1"])
+    monkeypatch.setattr(study, "RESULTS", tmp_path / "results.jsonl")
+    monkeypatch.setattr(study, "GRIDS", tmp_path / "grids")
+    monkeypatch.setattr(study, "RUNS", tmp_path / "runs")
+    assert study.main(["--stage", "tiny", "--configs", "rec1-kl0.1", "--seeds", "3", "--jobs", "1"]) == 0
+    (row,) = study.done()
+    assert row["config"] == "rec1-kl0.1" and row["seed"] == 3 and row["steps"] == 4  # 12 images, batch 6
+    assert "--beta-rec 1 --beta-kl 0.1 --seed 3" in row["train"] and row["test"].startswith("python test.py")
+    assert 0 < row["metrics"]["ssim"] <= 1 and row["signals"]["grad_rec"] > 0
+    assert (tmp_path / "grids" / "tiny-rec1-kl0.1-s3.jpg").is_file()
+    assert study.main(["--stage", "tiny", "--configs", "rec1-kl0.1", "--seeds", "3"]) == 0  # done: nothing to run
+    assert len(study.done()) == 1
+    table = study.table(study.done()).splitlines()
+    assert len(table) == 3 and "`--beta-rec 1 --beta-kl 0.1`" in table[2] and "| 3 | 4 |" in table[2]
