@@ -37,6 +37,7 @@ CONFIGS = {
     "tanh-as-only": ["--tanh", "as-only"],
     "rec1-kl0.5": ["--beta-rec", "1", "--beta-kl", "0.5"],
     "rec1-kl0.1": ["--beta-rec", "1", "--beta-kl", "0.1"],
+    "rec1-kl0.02": ["--beta-rec", "1", "--beta-kl", "0.02"],
     "rec1-kl0.1-tanh-as-only": ["--beta-rec", "1", "--beta-kl", "0.1", "--tanh", "as-only"],
     "rec1-kl0.1-soft": ["--beta-rec", "1", "--beta-kl", "0.1", "--method", "soft"],
     "rec1-kl0.1-neg1024": ["--beta-rec", "1", "--beta-kl", "0.1", "--beta-neg", "1024"],
