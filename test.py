@@ -16,10 +16,14 @@ data/fantasy_heldout, the same generator with another seed, made on first use):
     0 sharp, 1 blurry);
   - for random samples D(z), z ~ N(0, I): their blur, and the PSNR of each against its nearest training
     image (high: a copy of a training image; low: something else);
-  - with families, the leave-one-out k-nearest-neighbour family accuracy in latent space.
+  - with families, the leave-one-out k-nearest-neighbour family accuracy in latent space;
+  - what drives the decoder, on one batch of training images and fakes in training mode (the decoder
+    update with c = 1): the norm of its gradient from the adversarial KL terms over the norm from
+    reconstruction, and the fraction of the fakes' posterior coordinates where tanh is flat.
 The last line is all of it as one JSON object.
 """
 import argparse
+import copy
 import json
 import math
 import re
@@ -46,6 +50,8 @@ from checkpoint import CheckpointError, load_model
 from dataset import DatasetError, load_folder
 from distributed import pick_device
 from latent import decode, encode, nearest, rows_figure, sample
+from losses import image_scale, kl_divergence, reconstruction_error, saturation, squash
+from models import reparameterize
 
 matplotlib.use("Agg")  # files only: no window, also without a display
 
@@ -163,6 +169,30 @@ def sample_metrics(model, images, n=SAMPLES, seed=0):
     return metrics, samples, idx
 
 
+def decoder_drive(model, images, batch=6, seed=0):
+    """The decoder update of a trained model with c = 1, on a batch of training images and of fakes, in training
+    mode: (gradient norm of the adversarial terms / gradient norm of reconstruction, saturated fraction of the
+    fakes' posterior coordinates). Weights and settings from the model's meta (the seed's for older files)."""
+    meta = {"method": "as", "tanh": "all", "beta_rec": 0.5, "beta_kl": 1.0, **model.meta}
+    E, D = copy.deepcopy(model.encoder).train(), copy.deepcopy(model.decoder).train()  # batch statistics
+    g = torch.Generator(next(D.parameters()).device).manual_seed(seed)
+    x = images[:batch].to(next(D.parameters()).device).float().div(255)
+    mu, logvar = E(x)
+    rec = D(reparameterize(mu, logvar, torch.randn(mu.shape, generator=g, device=mu.device)).detach())
+    fake = D(torch.randn(mu.shape, generator=g, device=mu.device))
+    (mu_r, lv_r), (mu_f, lv_f) = E(rec), E(fake)
+    saturated = saturation(mu_f, lv_f).item()
+    if meta["method"] == "as" and meta["tanh"] == "all":
+        (mu_r, lv_r), (mu_f, lv_f) = squash(mu_r, lv_r), squash(mu_f, lv_f)
+    s = image_scale(x.shape[-1])
+    parts = [s * meta["beta_rec"] * reconstruction_error(x, rec).mean(),
+             s * 0.5 * meta["beta_kl"] * (kl_divergence(mu_r, lv_r).mean() + kl_divergence(mu_f, lv_f).mean())]
+    params = list(D.parameters())
+    norms = [torch.sqrt(sum(g.square().sum() for g in torch.autograd.grad(p, params, retain_graph=True)))
+             for p in parts]
+    return (norms[1] / norms[0]).item(), saturated
+
+
 def heldout_folder(args):
     """The held-out folder to measure, or None; the demo set's is made on first use."""
     if args.heldout == "none" or (args.heldout == "auto" and Path(args.data) != DEMO):
@@ -241,6 +271,8 @@ def evaluate(args):
     metrics.update(knn_accuracy=knn_accuracy(mu.numpy(), families, k) if k else None, knn_k=k, images=n)
     sampled, samples, nearest_idx = sample_metrics(model, images, seed=args.seed)
     metrics.update(sampled)
+    if model.meta.get("method") != "vae":
+        metrics["grad_adv_over_rec"], metrics["sat_fake"] = decoder_drive(model, images, seed=args.seed)
     heldout = heldout_folder(args)
     if heldout is not None:
         held_images, _ = load_folder(heldout, model.config.image_size)
@@ -289,6 +321,10 @@ def report(metrics, k, no_knn):
         print(f"held-out images ({h['images']}, {h['folder']}): {line(h)}")
     print(f"random samples ({SAMPLES}): blur {metrics['sample_blur']:.3f}, PSNR to the nearest training image "
           f"{metrics['sample_nearest_psnr']:.2f} dB")
+    if "sat_fake" in metrics:
+        print(f"what drives the decoder: adversarial gradient / reconstruction gradient "
+              f"{metrics['grad_adv_over_rec']:.2g}; fakes' posterior coordinates where tanh is flat "
+              f"{metrics['sat_fake']:.0%}")
     if k:
         print(f"{k}-NN family accuracy in latent space (leave one out): {metrics['knn_accuracy']:.3f}")
     else:

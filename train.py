@@ -441,7 +441,8 @@ class Run:
         E, D = t.calibrated(self.images)
         model = host({"encoder": E.state_dict(), "decoder": D.state_dict()})
         meta = {"epoch": t.epoch, "step": t.step, "data": str(self.data_dir), "preset": self.args.preset,
-                "beta_neg": t.hp.beta_neg, "method": self.args.method}
+                "beta_neg": t.hp.beta_neg, "method": self.args.method, "tanh": self.args.tanh,
+                "beta_rec": self.args.beta_rec, "beta_kl": self.args.beta_kl}
         job = self.writer.submit(self.write, state, model, meta, self.history.rows(), self.keep_previous)
         if wait:
             self.writer.wait()

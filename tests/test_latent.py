@@ -57,7 +57,9 @@ def run_map(tmp_path, capsys, model, data, *extra):
 def test_map_metrics_without_families(tmp_path, capsys, tiny, images12):
     metrics = run_map(tmp_path, capsys, tiny, images12)
     recon = {"psnr", "ssim", "blur", "blur_original", "thumb8_psnr", "thumb8_ssim", "thumb16_psnr", "thumb16_ssim"}
-    assert set(metrics) == recon | {"knn_accuracy", "knn_k", "images", "sample_blur", "sample_nearest_psnr", "printed"}
+    assert set(metrics) == recon | {"knn_accuracy", "knn_k", "images", "sample_blur", "sample_nearest_psnr", "printed",
+                                    "grad_adv_over_rec", "sat_fake"}
+    assert metrics["grad_adv_over_rec"] > 0 and 0 <= metrics["sat_fake"] <= 1
     assert metrics["images"] == 12 and metrics["knn_accuracy"] is None and metrics["knn_k"] is None  # one family
     assert "no family accuracy: the file names do not have the form" in metrics["printed"]
     assert -1 <= metrics["ssim"] <= 1 and 0 <= metrics["blur"] <= 1 and 0 <= metrics["sample_blur"] <= 1
