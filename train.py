@@ -36,6 +36,8 @@ from report import History, plot_history, save_grid
 from step import Hyper, draw_noise, fast_step, reference_step
 
 GRID = 8  # images per row of the sample grids
+# The official AS-IntroVAE's settings (this project's seed); --official puts them back (ALGORITHM.md, Defaults).
+OFFICIAL = {"beta_rec": 0.5, "beta_kl": 1.0, "beta_neg": 256.0, "gamma_r": 1e-8, "tanh": "all", "method": "as"}
 
 
 class RunError(Exception):
@@ -72,6 +74,9 @@ def parse_args(argv=None):
     a("--tanh", default="all", choices=["all", "as-only"], help="with --method as, where the encoder outputs of "
       "rec and fake pass through tanh: all: in the decoder's KL terms and in AS, as the official code; as-only: "
       "in AS only, the KL terms see the raw posteriors (default %(default)s)")
+    a("--official", action="store_true", help="the official AS-IntroVAE's settings instead of this project's "
+      "defaults: " + ", ".join(f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
+                               for k, v in OFFICIAL.items()) + " (flags given beside it win)")
     a("--seed", type=int, default=0, help="random seed (default %(default)s)")
     a("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default %(default)s: CUDA if present)")
     a("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt; flags given now override "
@@ -93,6 +98,10 @@ def parse_args(argv=None):
     for action in p._actions:
         action.default = argparse.SUPPRESS
     given = vars(p.parse_args(argv))
+    if args.official:
+        for k, v in OFFICIAL.items():
+            if k not in given:
+                setattr(args, k, v)
     for k in ("epochs", "batch_size", "save_every", "sample_every", "log_every"):
         if getattr(args, k) < 1:
             p.error(f"--{k.replace('_', '-')} must be at least 1")

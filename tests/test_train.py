@@ -139,3 +139,12 @@ def test_training_on_a_folder_mixing_good_and_bad_files(tmp_path, images12, caps
     out = capsys.readouterr().out
     assert "loaded 12 images" in out and "skipped 3" in out
     assert (tmp_path / "run" / "model.pt").is_file()
+
+
+def test_official_puts_back_the_official_settings():
+    args, _ = train.parse_args(["--official"])
+    assert {k: getattr(args, k) for k in train.OFFICIAL} == train.OFFICIAL
+    args, _ = train.parse_args(["--official", "--beta-neg", "64", "--tanh", "as-only"])
+    assert (args.beta_neg, args.tanh, args.beta_kl) == (64.0, "as-only", 1.0)  # flags given beside it win
+    hp = train.Trainer(args, train.preset_config("tiny"), torch.device("cpu"), world=1).hp
+    assert (hp.beta_rec, hp.beta_kl, hp.gamma_r, hp.method) == (0.5, 1.0, 1e-8, "as")
