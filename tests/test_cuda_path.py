@@ -11,14 +11,15 @@ What fake tensors cannot do is stood in for, at the boundary only:
   - autograd's backward needs a CUDA context: backward gives zero gradients of the right shape and device
     (the forward passes of both updates, the noise, the gradient norms, the EMA and the optimisers still
     run on the fake device);
-  - files: sample grids, checkpoints and exported models are recorded instead of written (by the writer
-    thread, outside the mode), with the device of every tensor handed to them;
+  - files: sample grids, checkpoints and exported models are recorded instead of written, with the device
+    of every tensor handed to them (the writer's jobs run in the training thread, inside the mode);
   - the networks are initialised on the host, as torch does, and moved to the device inside the mode;
     the images are decoded on the host, as load_folder does, then become fake host tensors;
   - random generators: torch.Generator("cuda") needs a driver, so generators are host generators
     (fake random ops do not read them).
 """
 import contextlib
+from concurrent.futures import Future
 from unittest import mock
 
 import pytest
@@ -62,6 +63,11 @@ def fake_cuda():
         with unset_fake_temporarily():
             return real_build(config)
 
+    def submit(writer, fn, *args):  # the writer's jobs in this thread: fake tensors are read inside the mode
+        job = Future()
+        job.set_result(fn(*args))
+        return job
+
     def backward(loss, inputs=(), **kwargs):  # gradients of the right shape and device, values unknown
         for p in inputs:
             p.grad = torch.zeros_like(p)
@@ -89,6 +95,7 @@ def fake_cuda():
         for name, value in [("load_folder", load_folder), ("build_model", build), ("save_grid", save_grid),
                             ("save_atomic", save_atomic), ("export_model", export)]:
             stack.enter_context(mock.patch.object(train, name, value))
+        stack.enter_context(mock.patch.object(train.Writer, "submit", submit))
         stack.enter_context(mode)
         yield record
 
