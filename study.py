@@ -126,13 +126,45 @@ def table(rows):
     return "\n".join(out)
 
 
+def summary(rows):
+    """Markdown: per stage and configuration the mean of its seeds (and the spread of PSNR), best held-out PSNR
+    first, under the thumbnail baselines measured on the same images at the same size."""
+    out = ["| stage | configuration | seeds | train PSNR (range) / SSIM | held-out PSNR (range) / SSIM | blur rec "
+           "| sample blur | sample PSNR to nearest |", "|---|---|---|---|---|---|---|---|"]
+    for stage in dict.fromkeys(r["stage"] for r in rows):
+        runs = [r for r in rows if r["stage"] == stage]
+        m, h = runs[0]["metrics"], runs[0]["metrics"].get("heldout", {})
+        for k in (8, 16):
+            out.append(f"| {stage} | {k}x{k} thumbnail ({3 * k * k} numbers) | - | {m[f'thumb{k}_psnr']:.2f} / "
+                       f"{m[f'thumb{k}_ssim']:.3f} | {h.get(f'thumb{k}_psnr', float('nan')):.2f} / "
+                       f"{h.get(f'thumb{k}_ssim', float('nan')):.3f} | - | - | - |")
+        groups = {}
+        for r in runs:
+            groups.setdefault(r["config"], []).append(r["metrics"])
+        nan = {"psnr": float("nan"), "ssim": float("nan")}
+
+        def mean(ms, key, part=None):
+            return statistics.mean((m.get(part, nan) if part else m)[key] for m in ms)
+
+        for name, ms in sorted(groups.items(), key=lambda g: -mean(g[1], "psnr", "heldout")):
+            spread = [min(x["psnr"] for x in ms), max(x["psnr"] for x in ms)]
+            held = [x.get("heldout", nan)["psnr"] for x in ms]
+            out.append(f"| {stage} | `{' '.join(CONFIGS[name]) or '(seed settings)'}` | {len(ms)} | "
+                       f"{mean(ms, 'psnr'):.2f} ({spread[0]:.2f}-{spread[1]:.2f}) / {mean(ms, 'ssim'):.3f} | "
+                       f"{statistics.mean(held):.2f} ({min(held):.2f}-{max(held):.2f}) / "
+                       f"{mean(ms, 'ssim', 'heldout'):.3f} | {mean(ms, 'blur'):.3f} | {mean(ms, 'sample_blur'):.3f} | "
+                       f"{mean(ms, 'sample_nearest_psnr'):.2f} |")
+    return "\n".join(out)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stage", choices=list(STAGES), help="screen: 128x128; confirm: 256x256")
     p.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated names among: {', '.join(CONFIGS)}")
     p.add_argument("--seeds", default="0,1", help="comma-separated seeds (default %(default)s)")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time, one CPU thread each (default %(default)s)")
-    p.add_argument("--table", action="store_true", help="print the markdown table of the finished runs")
+    p.add_argument("--table", action="store_true", help="print the markdown tables of the finished runs: the "
+                   "mean of each configuration's seeds, then every run")
     args = p.parse_args(argv)
     names = args.configs.split(",")
     unknown = [n for n in names if n not in CONFIGS]
@@ -141,7 +173,7 @@ def main(argv=None):
     if args.stage:
         study(args.stage, names, [int(s) for s in args.seeds.split(",")], args.jobs)
     if args.table:
-        print(table(done()))
+        print(summary(done()) + "\n\n" + table(done()))
     return 0
 
 
