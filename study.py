@@ -45,6 +45,8 @@ CONFIGS = {
     "rec1-kl0.1-neg1024to32": ["--beta-rec", "1", "--beta-kl", "0.1", "--beta-neg", "1024:32"],
     "rec1-kl0.1-auto": ["--beta-rec", "1", "--beta-kl", "0.1", "--beta-neg", "auto", "--beta-neg-max", "1024"],
     "vae-rec1-kl0.1": ["--beta-rec", "1", "--beta-kl", "0.1", "--method", "vae"],
+    # the same compute as 80 introspective epochs (a VAE step costs about 0.28 of one): 120 VAE epochs, then 40
+    "rec1-kl0.1-vae120of160": ["--beta-rec", "1", "--beta-kl", "0.1", "--epochs", "160", "--vae-epochs", "120"],
 }
 STAGES = {"screen": ["--preset", "small", "--image-size", "128", "--epochs", "80"],  # 1,040 steps of 6 images
           # the first 1,040 steps of the default 400-epoch run at 256x256: the winner's can be resumed to the end

@@ -71,6 +71,8 @@ def parse_args(argv=None):
     a("--ema-decay", type=float, default=0.999, help="decay of the decoder's moving average (default %(default)s)")
     a("--method", default="as", choices=["as", "soft", "vae"], help="as: AS-IntroVAE; soft: Soft-IntroVAE (c = 1, "
       "no tanh); vae: a plain VAE, no introspection (a baseline) (default %(default)s)")
+    a("--vae-epochs", type=int, default=0, help="train the first N epochs as a plain VAE, then introspectively "
+      "(Soft-IntroVAE's num_vae; a VAE step costs about a quarter of an introspective one) (default %(default)s)")
     a("--tanh", default="all", choices=["all", "as-only"], help="with --method as, where the encoder outputs of "
       "rec and fake pass through tanh: all: in the decoder's KL terms and in AS, as the official code; as-only: "
       "in AS only, the KL terms see the raw posteriors (default %(default)s)")
@@ -190,15 +192,19 @@ class Trainer:
         self.generator = torch.Generator(device).manual_seed(args.seed * 1000 + distributed.rank())
         self.epoch = self.step = 0
 
-    def train_step(self, x, total_steps):
+    def train_step(self, x, total_steps, vae_steps=0):
+        """One step; the first vae_steps (--vae-epochs) train a plain VAE, and c(t) and a beta_neg schedule run
+        over the introspective steps after them."""
         noise = draw_noise(x.shape[0], self.cfg.z_dim, self.generator, self.device)
-        c = transition_coefficient(self.step, total_steps, self.args.method)
+        self.hp.method = "vae" if self.step < vae_steps else self.args.method
+        t, total = max(self.step - vae_steps, 0), total_steps - vae_steps
+        c = transition_coefficient(t, total, self.args.method)
         # EMA warm-up: the average spans about the steps taken so far (decay 0.1 at step 0, 0.9 at step 80,
         # 0.99 at step 890, --ema-decay from step 8990), so samples do not show the random initial decoder
         # for thousands of steps.
         self.hp.ema_decay = min(self.args.ema_decay, (1 + self.step) / (10 + self.step))
         if self.schedule:
-            self.hp.beta_neg = scheduled_beta_neg(self.schedule, self.step, total_steps)
+            self.hp.beta_neg = scheduled_beta_neg(self.schedule, t, total)
         self.hp.probe = (self.step + 1) % self.args.log_every == 0  # gradient norms for the logged row
         stats = self.step_fn(self.E, self.D, self.ema, self.opt_e, self.opt_d, x, noise, self.hp, c)
         self.step += 1
@@ -490,7 +496,7 @@ class Run:
                             dynamic_ncols=True)
             for x in self.bar:
                 step_start = time.perf_counter()
-                stats, c = t.train_step(x, self.total_steps)
+                stats, c = t.train_step(x, self.total_steps, args.vae_epochs * self.steps_per_epoch)
                 n_img += x.shape[0] * self.world
                 for k, v in stats.items():  # summed on the device: no host sync until the next log
                     total, n = meter.get(k, (0, 0))

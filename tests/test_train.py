@@ -148,3 +148,12 @@ def test_official_puts_back_the_official_settings():
     assert (args.beta_neg, args.tanh, args.beta_kl) == (64.0, "as-only", 1.0)  # flags given beside it win
     hp = train.Trainer(args, train.preset_config("tiny"), torch.device("cpu"), world=1).hp
     assert (hp.beta_rec, hp.beta_kl, hp.gamma_r, hp.method) == (0.5, 1.0, 1e-8, "as")
+
+
+def test_vae_epochs_come_first_then_introspection(tmp_path, images12):
+    run = tmp_path / "run"
+    assert train.main(["--data", str(images12), "--out", str(run), "--epochs", "3", "--vae-epochs", "1", *TINY]) == 0
+    by_epoch = {int(r["epoch"]): r for r in rows(run)}
+    assert by_epoch[1]["kl_fake"] == "" and float(by_epoch[1]["grad_adv"]) == 0  # a plain VAE: no fakes
+    assert float(by_epoch[2]["kl_fake"]) > 0 and float(by_epoch[3]["grad_adv"]) > 0
+    assert float(by_epoch[2]["c"]) < float(by_epoch[3]["c"]) <= 1  # c(t) starts with the introspective steps
