@@ -1,7 +1,7 @@
 """The study behind the defaults: configurations trained at equal compute, two seeds each, measured by test.py.
 
     python study.py --stage screen --configs official,soft       # 128x128, 80 epochs (1,040 steps) per run
-    python study.py --stage confirm --configs official,rec1-kl0.1   # 256x256, the first 1,040 steps of 400 epochs
+    python study.py --stage confirm --configs official,rec1-kl0.1   # 256x256, the same epochs
     python study.py --table                                       # the README's table of every finished run
 
 A run is `python train.py --preset small FLAGS --seed S --out runs/study/STAGE/NAME-sS` and then
@@ -49,8 +49,7 @@ CONFIGS = {
     "rec1-kl0.1-vae120of160": ["--beta-rec", "1", "--beta-kl", "0.1", "--epochs", "160", "--vae-epochs", "120"],
 }
 STAGES = {"screen": ["--preset", "small", "--image-size", "128", "--epochs", "80"],  # 1,040 steps of 6 images
-          # the first 1,040 steps of the default 400-epoch run at 256x256: the winner's can be resumed to the end
-          "confirm": ["--preset", "small", "--image-size", "256", "--epochs", "400", "--max-steps", "1040"]}
+          "confirm": ["--preset", "small", "--image-size", "256", "--epochs", "80"]}
 SIGNALS = ["rec", "kl_real", "kl_fake", "grad_rec", "grad_adv", "sat_fake"]  # from the last rows of history.csv
 
 
