@@ -77,10 +77,21 @@ def nearest(z, bank):
     return torch.cdist(z, bank).argmin(dim=1)
 
 
-def sample(model, n, temperature=1.0, seed=0):
-    """n images decoded from z ~ N(0, I) * temperature; temperature < 1 trades variety for fidelity."""
-    z = torch.randn(n, model.config.z_dim, generator=torch.Generator().manual_seed(seed)) * temperature
-    return decode(model, z)
+def sample(model, n, temperature=1.0, seed=0, codes=None):
+    """n images decoded from z ~ N(0, I) * temperature, or with codes (N, z_dim), the training images'
+    means, from the Gaussian fitted to them (`fitted`); temperature < 1 trades variety for fidelity."""
+    eps = torch.randn(n, model.config.z_dim if codes is None else len(codes),
+                      generator=torch.Generator().manual_seed(seed)) * temperature
+    return decode(model, eps if codes is None else fitted(codes, eps))
+
+
+def fitted(codes, eps):
+    """Codes of the Gaussian fitted to `codes` (N, z_dim): their mean plus eps (n, N) ~ N(0, I) times their
+    deviations from it over sqrt(N - 1), which has exactly their sample covariance (of rank N - 1 at most,
+    so it needs no factorisation). A small beta_kl leaves the codes of the training images far from N(0, I)
+    (kl_real of hundreds of nats), so prior samples land where the decoder never trained; these do not."""
+    mean = codes.mean(0)
+    return mean + eps @ (codes - mean) / math.sqrt(max(len(codes) - 1, 1))
 
 
 def _bare(ax):

@@ -57,12 +57,14 @@ def run_map(tmp_path, capsys, model, data, *extra):
 def test_map_metrics_without_families(tmp_path, capsys, tiny, images12):
     metrics = run_map(tmp_path, capsys, tiny, images12)
     recon = {"psnr", "ssim", "blur", "blur_original", "thumb8_psnr", "thumb8_ssim", "thumb16_psnr", "thumb16_ssim"}
-    assert set(metrics) == recon | {"knn_accuracy", "knn_k", "images", "sample_blur", "sample_nearest_psnr", "printed",
-                                    "grad_adv_over_rec", "sat_fake"}
+    sampled = {"sample_blur", "sample_nearest_psnr", "fitted_sample_blur", "fitted_sample_nearest_psnr"}
+    assert set(metrics) == recon | sampled | {"knn_accuracy", "knn_k", "images", "printed", "grad_adv_over_rec",
+                                              "sat_fake"}
     assert metrics["grad_adv_over_rec"] > 0 and 0 <= metrics["sat_fake"] <= 1
     assert metrics["images"] == 12 and metrics["knn_accuracy"] is None and metrics["knn_k"] is None  # one family
     assert "no family accuracy: the file names do not have the form" in metrics["printed"]
     assert -1 <= metrics["ssim"] <= 1 and 0 <= metrics["blur"] <= 1 and 0 <= metrics["sample_blur"] <= 1
+    assert metrics["fitted_sample_blur"] != metrics["sample_blur"]  # two laws, two sets of samples
     assert metrics["thumb16_psnr"] > metrics["thumb8_psnr"]  # more pixels, closer to the original
     model = load_model(tiny)
     images, _ = load_folder(images12, 64)
@@ -195,5 +197,18 @@ def test_notebook_runs_headless(tmp_path, monkeypatch, tiny, images12):
     gifs = sorted(out.glob("*.gif"))
     assert [g.stem for g in gifs] == list("abcdefgh")
     assert iio.imread(gifs[0], index=None).shape[1:] == (64, 64, 3)
-    for name in ("random_sample.png", "random_sample_t0.7.png", "path.png"):
+    for name in ("random_sample.png", "random_sample_t0.7.png", "random_sample_fitted.png", "path.png"):
         assert (out / name).is_file(), name
+
+
+def test_fitted_codes_have_the_mean_and_covariance_of_the_codes():
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randn(12, 5, generator=g, dtype=torch.float64) * torch.tensor([3.0, 1, 0.1, 2, 1]) + 4
+    z = latent.fitted(codes, torch.randn(200_000, 12, generator=g, dtype=torch.float64))
+    assert torch.allclose(z.mean(0), codes.mean(0), atol=0.03)
+    assert torch.allclose(torch.cov(z.T), torch.cov(codes.T), rtol=0.03, atol=0.02)
+    # the codes span at most N - 1 directions: the samples stay in the codes' affine hull
+    one = latent.fitted(codes[:2], torch.randn(50, 2, generator=g, dtype=torch.float64))
+    direction = (codes[1] - codes[0]) / (codes[1] - codes[0]).norm()
+    off = (one - codes[0]) - ((one - codes[0]) @ direction)[:, None] * direction
+    assert off.abs().max() < 1e-9
