@@ -109,7 +109,8 @@ def rows_figure(rows, title, columns=8, inches=1.5):
     n = len(rows[0][1])
     columns = min(columns, n)
     blocks = math.ceil(n / columns)
-    label, gap, caption, head = 0.3, 0.05, 0.2, 0.38  # inches: row labels, between images, captions, title
+    label, gap, caption = 0.3, 0.05, 0.2  # inches: row labels, between images, captions
+    head = 0.2 + 0.18 * (title.count("\n") + 1)  # the title, 0.18 inch a line
     block = sum(inches + gap + (caption if r[2] else 0) for r in rows) + 2 * gap
     fig = plt.figure(figsize=(label + columns * (inches + gap), head + blocks * block))
     w, h = fig.get_size_inches()

@@ -70,12 +70,12 @@ def plot_history(everything, png_path, title):
         ("posterior coordinates where tanh is flat (|x| > 3)", ["sat_rec", "sat_fake"], "linear"),
         ("beta_neg (left) and c (right)", ["beta_neg"], "log"),
     ]
-    for a, (title, names, scale) in zip(ax.flat, panels):
+    for a, (panel, names, scale) in zip(ax.flat, panels):
         for n in names:
             points = [(x, y) for x, y in zip(step, col(n)) if not math.isnan(y)]  # gradients: probed rows only
             if points:
                 a.plot(*zip(*points), label=n, lw=1)
-        a.set_title(title)
+        a.set_title(panel)
         a.set_yscale(scale)
         a.set_xlabel("step")
         a.grid(alpha=0.3)

@@ -15,8 +15,8 @@ data/fantasy_heldout, the same generator with another seed, made on first use):
   - the blur of the reconstructions and of the originals (scikit-image's blur_effect on grey levels:
     0 sharp, 1 blurry);
   - for random samples D(z), z ~ N(0, I), and z from the Gaussian fitted to the training images' codes:
-    their blur, and the PSNR of each against its nearest training image (high: a copy of a training
-    image; low: something else);
+    their blur, the PSNR of each against its nearest training image (high: a copy of a training
+    image; low: something else), and how many distinct training images are the nearest of some sample;
   - with families, the leave-one-out k-nearest-neighbour family accuracy in latent space;
   - what drives the decoder, on one batch of training images and fakes in training mode (the decoder
     update with c = 1): the norm of its gradient from the adversarial KL terms over the norm from
@@ -160,14 +160,16 @@ def reconstruction_metrics(model, images, batch_size):
 
 
 def sample_metrics(model, images, codes=None, n=SAMPLES, seed=0):
-    """Blur of n random samples (of the prior, or of the Gaussian fitted to codes) and the PSNR of each against
-    its nearest training image (means), plus the samples and the index of each one's nearest training image."""
+    """Blur of n random samples (of the prior, or of the Gaussian fitted to codes), the PSNR of each against its
+    nearest training image (means) and how many training images are nearest to some sample (few: the samples
+    look alike), plus the samples and the index of each one's nearest training image."""
     samples = sample(model, n, seed=seed, codes=codes)
     train = images.float().div(255)
     idx = nearest(samples.flatten(1), train.flatten(1))  # Euclidean: the highest PSNR
     prefix = "" if codes is None else "fitted_"
     metrics = {prefix + "sample_blur": float(np.mean(blur(samples))),
-               prefix + "sample_nearest_psnr": float(np.mean(psnr(train[idx], samples)))}
+               prefix + "sample_nearest_psnr": float(np.mean(psnr(train[idx], samples))),
+               prefix + "sample_nearest_distinct": len(set(idx.tolist()))}
     return metrics, samples, idx
 
 
@@ -272,7 +274,7 @@ def evaluate(args):
     k, no_knn = knn_setting(families)
     metrics.update(knn_accuracy=knn_accuracy(mu.numpy(), families, k) if k else None, knn_k=k, images=n)
     drawn = {"N(0, I)": sample_metrics(model, images, seed=args.seed),
-             "fitted to the codes": sample_metrics(model, images, mu, seed=args.seed)}
+             "fitted": sample_metrics(model, images, mu, seed=args.seed)}
     for sampled, _, _ in drawn.values():
         metrics.update(sampled)
     if model.meta.get("method") != "vae":
@@ -295,15 +297,15 @@ def evaluate(args):
     save(rows_figure(rows, f"Reconstructions D(\u03bc) by {name}; over all {n} images PSNR {metrics['psnr']:.2f} dB, "
                            f"SSIM {metrics['ssim']:.3f} (8x8: {metrics['thumb8_psnr']:.2f} dB, {metrics['thumb8_ssim']:.3f})"),
          args.recon_out)
-    shown_samples = list(range(min(RECON_SHOWN, SAMPLES)))
+    shown_samples = list(range(min(RECON_SHOWN // 2, SAMPLES)))  # one row of each law
     rows = [row for law, (_, samples, near) in drawn.items()
-            for row in [(f"sample, z ~ {law}", samples[shown_samples], None),
-                        ("nearest training image", images[near[shown_samples]].float().div(255),
+            for row in [(f"z ~ {law}", samples[shown_samples], None),
+                        ("nearest", images[near[shown_samples]].float().div(255),
                          [paths[i].stem for i in near[shown_samples]])]]
-    save(rows_figure(rows, f"Random samples D(z) by {name} over their nearest training images; mean PSNR to the "
-                           f"nearest: {metrics['sample_nearest_psnr']:.2f} dB (z ~ N(0, I)), "
-                           f"{metrics['fitted_sample_nearest_psnr']:.2f} dB (z from the Gaussian fitted to the "
-                           f"training codes)"), args.samples_out)
+    save(rows_figure(rows, f"Random samples D(z) by {name} over their nearest training images:\nz ~ N(0, I) "
+                           f"(PSNR to the nearest {metrics['sample_nearest_psnr']:.2f} dB), z from the Gaussian "
+                           f"fitted to the training codes ({metrics['fitted_sample_nearest_psnr']:.2f} dB)"),
+         args.samples_out)
 
     report(metrics, k, no_knn)
     return metrics
@@ -328,7 +330,8 @@ def report(metrics, k, no_knn):
         print(f"held-out images ({h['images']}, {h['folder']}): {line(h)}")
     for prefix, law in ("", "z ~ N(0, I)"), ("fitted_", "z from the Gaussian fitted to the training codes"):
         print(f"random samples ({SAMPLES}, {law}): blur {metrics[prefix + 'sample_blur']:.3f}, PSNR to the "
-              f"nearest training image {metrics[prefix + 'sample_nearest_psnr']:.2f} dB")
+              f"nearest training image {metrics[prefix + 'sample_nearest_psnr']:.2f} dB, "
+              f"{metrics[prefix + 'sample_nearest_distinct']} distinct nearest images")
     if "sat_fake" in metrics:
         print(f"what drives the decoder: adversarial gradient / reconstruction gradient "
               f"{metrics['grad_adv_over_rec']:.2g}; fakes' posterior coordinates where tanh is flat "

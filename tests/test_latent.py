@@ -57,7 +57,7 @@ def run_map(tmp_path, capsys, model, data, *extra):
 def test_map_metrics_without_families(tmp_path, capsys, tiny, images12):
     metrics = run_map(tmp_path, capsys, tiny, images12)
     recon = {"psnr", "ssim", "blur", "blur_original", "thumb8_psnr", "thumb8_ssim", "thumb16_psnr", "thumb16_ssim"}
-    sampled = {"sample_blur", "sample_nearest_psnr", "fitted_sample_blur", "fitted_sample_nearest_psnr"}
+    sampled = {f"{p}sample_{k}" for p in ("", "fitted_") for k in ("blur", "nearest_psnr", "nearest_distinct")}
     assert set(metrics) == recon | sampled | {"knn_accuracy", "knn_k", "images", "printed", "grad_adv_over_rec",
                                               "sat_fake"}
     assert metrics["grad_adv_over_rec"] > 0 and 0 <= metrics["sat_fake"] <= 1
@@ -65,6 +65,7 @@ def test_map_metrics_without_families(tmp_path, capsys, tiny, images12):
     assert "no family accuracy: the file names do not have the form" in metrics["printed"]
     assert -1 <= metrics["ssim"] <= 1 and 0 <= metrics["blur"] <= 1 and 0 <= metrics["sample_blur"] <= 1
     assert metrics["fitted_sample_blur"] != metrics["sample_blur"]  # two laws, two sets of samples
+    assert 1 <= metrics["sample_nearest_distinct"] <= 12 and 1 <= metrics["fitted_sample_nearest_distinct"] <= 12
     assert metrics["thumb16_psnr"] > metrics["thumb8_psnr"]  # more pixels, closer to the original
     model = load_model(tiny)
     images, _ = load_folder(images12, 64)

@@ -157,3 +157,13 @@ def test_vae_epochs_come_first_then_introspection(tmp_path, images12):
     assert by_epoch[1]["kl_fake"] == "" and float(by_epoch[1]["grad_adv"]) == 0  # a plain VAE: no fakes
     assert float(by_epoch[2]["kl_fake"]) > 0 and float(by_epoch[3]["grad_adv"]) > 0
     assert float(by_epoch[2]["c"]) < float(by_epoch[3]["c"]) <= 1  # c(t) starts with the introspective steps
+
+
+def test_losses_png_has_its_title_and_panel_titles(tmp_path, monkeypatch):
+    import report
+    figures = []
+    monkeypatch.setattr(report.plt, "close", figures.append)
+    rows = [{"step": str(s), "event": "", "rec": "0.1", "kl_real": "5", "beta_neg": "256", "c": "0.5"} for s in (1, 2)]
+    report.plot_history(rows, tmp_path / "losses.png", "run: training history")
+    assert figures[0]._suptitle.get_text() == "run: training history"  # not the last panel's title
+    assert figures[0].axes[0].get_title() == "reconstruction error per pixel"
