@@ -3,6 +3,7 @@
     python study.py --stage screen --configs official,soft       # 128x128, 80 epochs (1,040 steps) per run
     python study.py --stage confirm --configs official,rec1-kl0.1   # 256x256, the same epochs
     python study.py --table                                       # the README's table of every finished run
+    python study.py --table --results imgs/study/results.jsonl    # the same from the measurements committed
 
 A run is `python train.py --preset small FLAGS --seed S --out runs/study/STAGE/NAME-sS` and then
 `python test.py --model RUN/model.pt` (training images and the held-out demo set). Each finished run
@@ -98,8 +99,9 @@ def one_run(stage, name, seed):
             "signals": last_signals(ROOT / run / "history.csv")}
 
 
-def done():
-    return [json.loads(line) for line in RESULTS.read_text().splitlines()] if RESULTS.exists() else []
+def done(path=None):
+    path = Path(path or RESULTS)
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def study(stage, names, seeds, jobs):
@@ -123,7 +125,7 @@ def table(rows):
         m, s = r["metrics"], r["signals"]
         h = m.get("heldout", {"psnr": float("nan"), "ssim": float("nan"), "blur": float("nan")})
         ratio = f"{s['grad_adv'] / s['grad_rec']:.2g}" if "grad_adv" in s else "-"
-        out.append(f"| {r['stage']} | `{' '.join(CONFIGS[r['config']]) or '(seed settings)'}` | {r['seed']} | "
+        out.append(f"| {r['stage']} | `{' '.join(CONFIGS[r['config']]) or '(the official settings)'}` | {r['seed']} | "
                    f"{r['steps']} | {r['wall_s'] / 60:.0f} min | {m['psnr']:.2f} / {m['ssim']:.3f} | "
                    f"{h['psnr']:.2f} / {h['ssim']:.3f} | {m['blur']:.3f} ({h['blur']:.3f}) | {m['sample_blur']:.3f} | "
                    f"{s['kl_real']:.0f} | {s.get('kl_fake', float('nan')):.0f} | {ratio} | "
@@ -154,7 +156,7 @@ def summary(rows):
         for name, ms in sorted(groups.items(), key=lambda g: -mean(g[1], "psnr", "heldout")):
             spread = [min(x["psnr"] for x in ms), max(x["psnr"] for x in ms)]
             held = [x.get("heldout", nan)["psnr"] for x in ms]
-            out.append(f"| {stage} | `{' '.join(CONFIGS[name]) or '(seed settings)'}` | {len(ms)} | "
+            out.append(f"| {stage} | `{' '.join(CONFIGS[name]) or '(the official settings)'}` | {len(ms)} | "
                        f"{mean(ms, 'psnr'):.2f} ({spread[0]:.2f}-{spread[1]:.2f}) / {mean(ms, 'ssim'):.3f} | "
                        f"{statistics.mean(held):.2f} ({min(held):.2f}-{max(held):.2f}) / "
                        f"{mean(ms, 'ssim', 'heldout'):.3f} | {mean(ms, 'blur'):.3f} | {mean(ms, 'sample_blur'):.3f} | "
@@ -170,6 +172,8 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=2, help="runs at a time, one CPU thread each (default %(default)s)")
     p.add_argument("--table", action="store_true", help="print the markdown tables of the finished runs: the "
                    "mean of each configuration's seeds, then every run")
+    p.add_argument("--results", default=RESULTS, help="with --table: the results file to read (default "
+                   "%(default)s; imgs/study/results.jsonl holds the runs the README reports)")
     args = p.parse_args(argv)
     names = args.configs.split(",")
     unknown = [n for n in names if n not in CONFIGS]
@@ -178,7 +182,8 @@ def main(argv=None):
     if args.stage:
         study(args.stage, names, [int(s) for s in args.seeds.split(",")], args.jobs)
     if args.table:
-        print(summary(done()) + "\n\n" + table(done()))
+        rows = done(args.results)
+        print(summary(rows) + "\n\n" + table(rows))
     return 0
 
 

@@ -20,3 +20,8 @@ def test_a_tiny_study_run_is_recorded_and_tabled(tmp_path, monkeypatch, images12
     assert len(study.done()) == 1
     table = study.table(study.done()).splitlines()
     assert len(table) == 3 and "`--beta-rec 1 --beta-kl 0.1`" in table[2] and "| 3 | 4 |" in table[2]
+    (tmp_path / "kept.jsonl").write_text((tmp_path / "results.jsonl").read_text())
+    (tmp_path / "results.jsonl").unlink()
+    capsys.readouterr()
+    assert study.main(["--table", "--results", str(tmp_path / "kept.jsonl")]) == 0  # a copy kept elsewhere
+    assert "`--beta-rec 1 --beta-kl 0.1` | 3 | 4 |" in capsys.readouterr().out
