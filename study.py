@@ -52,6 +52,9 @@ CONFIGS = {
     # the same compute as 80 introspective epochs (a VAE step costs about 0.3 of one): 120 VAE epochs, then 40;
     # this project's defaults, at 160 epochs
     "rec1-kl0.1-vae120of160": ["--beta-rec", "1", "--beta-kl", "0.1", "--epochs", "160", "--vae-epochs", "120"],
+    # a plain VAE for about the wall time of the one above (80 VAE epochs took 3 min at the screen, it 10):
+    # does the introspective quarter add anything at equal compute?
+    "vae-rec1-kl0.1-240": ["--beta-rec", "1", "--beta-kl", "0.1", "--method", "vae", "--epochs", "240"],
 }
 STAGES = {"screen": ["--preset", "small", "--image-size", "128", "--epochs", "80"],  # 1,040 steps of 6 images
           "confirm": ["--preset", "small", "--image-size", "256", "--epochs", "80"]}
