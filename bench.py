@@ -78,7 +78,8 @@ def time_loop(args, device, steps):
         argv = ["--data", folder, "--out", str(Path(folder) / "run"), "--preset", args.preset, "--image-size",
                 str(args.image_size), "--batch-size", str(args.batch_size), "--device", str(device), "--precision",
                 args.precision, "--max-steps", str(steps), "--log-every", str(log_every), "--sample-every", "1000",
-                "--save-every", "1000"] + (["--compile"] if args.compile else [])
+                "--save-every", "1000", "--vae-epochs", "0"] + (["--compile"] if args.compile else [])
+        # --vae-epochs 0: the loop runs the introspective step timed above, not the cheaper VAE step
         run = train.Run(*parse_args(argv))
         run.train()
         rows = [r for r in run.history.rows() if r["rec"]][1:]  # the first logged rows include the warm-up
