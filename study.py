@@ -119,6 +119,11 @@ def study(stage, names, seeds, jobs):
                   f"PSNR {row['metrics']['psnr']:.2f} dB", flush=True)
 
 
+def label(name):
+    """A configuration as the tables show it: its flags on top of the official settings."""
+    return f"`{' '.join(CONFIGS[name])}`" if CONFIGS[name] else "(the official settings)"
+
+
 def table(rows):
     """Markdown: one line per run, grouped by stage and configuration, with the mean of the seeds."""
     out = ["| stage | configuration | seed | steps | wall | train PSNR / SSIM | held-out PSNR / SSIM | blur rec "
@@ -128,7 +133,7 @@ def table(rows):
         m, s = r["metrics"], r["signals"]
         h = m.get("heldout", {"psnr": float("nan"), "ssim": float("nan"), "blur": float("nan")})
         ratio = f"{s['grad_adv'] / s['grad_rec']:.2g}" if "grad_adv" in s else "-"
-        out.append(f"| {r['stage']} | `{' '.join(CONFIGS[r['config']]) or '(the official settings)'}` | {r['seed']} | "
+        out.append(f"| {r['stage']} | {label(r['config'])} | {r['seed']} | "
                    f"{r['steps']} | {r['wall_s'] / 60:.0f} min | {m['psnr']:.2f} / {m['ssim']:.3f} | "
                    f"{h['psnr']:.2f} / {h['ssim']:.3f} | {m['blur']:.3f} ({h['blur']:.3f}) | {m['sample_blur']:.3f} | "
                    f"{s['kl_real']:.0f} | {s.get('kl_fake', float('nan')):.0f} | {ratio} | "
@@ -159,7 +164,7 @@ def summary(rows):
         for name, ms in sorted(groups.items(), key=lambda g: -mean(g[1], "psnr", "heldout")):
             spread = [min(x["psnr"] for x in ms), max(x["psnr"] for x in ms)]
             held = [x.get("heldout", nan)["psnr"] for x in ms]
-            out.append(f"| {stage} | `{' '.join(CONFIGS[name]) or '(the official settings)'}` | {len(ms)} | "
+            out.append(f"| {stage} | {label(name)} | {len(ms)} | "
                        f"{mean(ms, 'psnr'):.2f} ({spread[0]:.2f}-{spread[1]:.2f}) / {mean(ms, 'ssim'):.3f} | "
                        f"{statistics.mean(held):.2f} ({min(held):.2f}-{max(held):.2f}) / "
                        f"{mean(ms, 'ssim', 'heldout'):.3f} | {mean(ms, 'blur'):.3f} | {mean(ms, 'sample_blur'):.3f} | "
