@@ -20,6 +20,26 @@ def reconstruction_error(a, b):
     return (a - b).square().flatten(1).sum(1)
 
 
+def focal_frequency_error(a, b, alpha=1.0):
+    """Focal frequency loss per image (Jiang et al., ICCV 2021), summed like R: sum over channels and frequencies
+    of w |F(a - b)|^2, F the orthonormal 2-D DFT, w = (|F(a - b)| / its largest value in the channel)^alpha, not
+    differentiated. By Parseval it is at most R(a, b); it weighs most the frequencies the model gets most wrong."""
+    spectrum = torch.fft.fft2(a - b, norm="ortho").abs()  # (B, 3, S, S)
+    w = spectrum.detach().pow(alpha)
+    w = w / w.amax((-2, -1), keepdim=True).clamp_min(1e-12)
+    return (w * spectrum.square()).flatten(1).sum(1)
+
+
+def feature_error(target, features, image):
+    """The distance of VAE/GAN's learned similarity (Larsen et al., ICML 2016) per image, in the units of R: the
+    mean over layers of ||f - target||^2 / ||target||^2, times the image's squared deviation from its mean. A
+    reconstruction whose features are as far off, relatively, as its pixels scores about R."""
+    energy = (image - image.mean((1, 2, 3), keepdim=True)).square().flatten(1).sum(1)  # (B,)
+    relative = [(f - t).square().flatten(1).sum(1) / t.square().flatten(1).sum(1).clamp_min(1e-12)
+                for t, f in zip(target, features)]
+    return energy * torch.stack(relative).mean(0)
+
+
 def kl_divergence(mu, logvar):
     """KL(q || N(0, I))_i = -1/2 sum_d (1 + logvar - exp(logvar) - mu^2)."""
     return -0.5 * (1 + logvar - logvar.exp() - mu.square()).sum(1)

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 FULL_WIDTHS = (64, 128, 256, 512, 512, 512)  # the seed's model at 256x256, about 43 M parameters
+FEATURE_STAGES = 3  # --rec-loss features: the encoder's maps at S/2, S/4 and S/8, where fine detail still has room
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,17 @@ class Encoder(nn.Module):
         h = self.main(x).flatten(1)  # (B, c_last * 4 * 4)
         mu, logvar = self.fc(h).chunk(2, dim=1)  # (B, z_dim) each
         return mu, logvar
+
+    def features(self, x, stages=FEATURE_STAGES):
+        """The feature maps after the first `stages` poolings (S/2, S/4, ...): what --rec-loss features compares."""
+        found = []
+        for layer in self.main:
+            x = layer(x)
+            if isinstance(layer, nn.AvgPool2d):
+                found.append(x)
+                if len(found) == stages:
+                    break
+        return found
 
 
 class Decoder(nn.Module):

@@ -20,8 +20,10 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
-from losses import (as_distance, decoder_loss, encoder_loss, exp_elbo, kl_divergence, reconstruction_error,
-                    saturation, squash)
+from augment import augment
+from augment import draw as augment_uniforms
+from losses import (as_distance, decoder_loss, encoder_loss, exp_elbo, feature_error, focal_frequency_error,
+                    kl_divergence, reconstruction_error, saturation, squash)
 from models import reparameterize
 
 
@@ -36,15 +38,22 @@ class Hyper:
     method: str = "as"  # "as", "soft" (c = 1 and no tanh) or "vae" (no introspection: a plain VAE)
     ema_decay: float = 0.999  # decay of the decoder's exponential moving average at this step
     bf16: bool = False  # fast step: networks under bf16 autocast, the loss terms in float32
-    tanh: str = "all"  # "all": the decoder's KL terms and AS see tanh-squashed posteriors (official);
-    #                    "as-only": only AS does, the decoder's KL terms see the raw posteriors
+    tanh: str = "all"  # where rec's and fake's posteriors are tanh-squashed: "all": in AS and the decoder's KL
+    #                    terms (official); "both": also in the encoder's KL terms; "as-only": in AS only
+    augment: float = 0.0  # probability that an image the encoder judges is augmented (augment.py); 0: never
+    rec_loss: str = "mse"  # real images' reconstruction term: "mse" (R), "ffl" (R + focal frequency loss) or
+    #                        "features" (R, plus the encoder-feature distance in the decoder update)
     probe: bool = False  # fast step: also measure the decoder's gradient from each part of L_D (a logged step)
 
 
-def draw_noise(batch, z_dim, generator, device):
-    """Every random number of one step, drawn up front: n, and eps for each reparameterisation."""
+def draw_noise(batch, z_dim, generator, device, augment=False):
+    """Every random number of one step, drawn up front: n, eps for each reparameterisation, and with augment
+    the augmentations of the real, rec and fake images the encoder judges."""
     names = ("n", "eps", "eps_r", "eps_f", "eps_dr", "eps_df")  # eps_dr, eps_df: the decoder's L_rr, L_fr
-    return {k: torch.randn(batch, z_dim, generator=generator, device=device) for k in names}
+    noise = {k: torch.randn(batch, z_dim, generator=generator, device=device) for k in names}
+    if augment:
+        noise.update({k: augment_uniforms(batch, generator, device) for k in ("aug_x", "aug_r", "aug_f")})
+    return noise
 
 
 def bare(net):
@@ -60,6 +69,24 @@ def full(t):
 def encode(E, x):
     mu, logvar = E(x)
     return full(mu), full(logvar)
+
+
+def judged(y, noise, kind, hp):
+    """An image as the encoder judges it: augmented with the step's uniforms of its kind under --augment."""
+    return augment(y, noise["aug_" + kind], hp.augment) if hp.augment else y
+
+
+def real_reconstruction(x, rec, hp, E=None):
+    """L_rec: the mean over the batch of R(x, rec), plus the --rec-loss term. The encoder-feature distance
+    enters the decoder update only (E given): the encoder could make any two images alike in its own features."""
+    r = reconstruction_error(x, rec)
+    if hp.rec_loss == "ffl":
+        r = r + focal_frequency_error(x, rec)
+    elif hp.rec_loss == "features" and E is not None:
+        with torch.no_grad():
+            target = [full(f) for f in E.features(x)]
+        r = r + feature_error(target, [full(f) for f in E.features(rec)], x)
+    return r.mean()
 
 
 def as_term(mu_a, lv_a, mu_b, lv_b, c, reduction):
@@ -78,25 +105,33 @@ def encoder_objective(E, D, x, fake, noise, hp, c):
     mu, logvar = encode(E, x)
     z = reparameterize(mu, logvar, noise["eps"])
     rec = full(D(z))
-    l_rec = reconstruction_error(x, rec).mean()
+    l_rec = real_reconstruction(x, rec, hp)
     l_kl = kl_divergence(mu, logvar).mean()
     if fake is None:  # --method vae: the plain VAE's ELBO, no introspection
         loss = encoder_loss(l_rec, l_kl, 0.0, 0.0, hp.beta_rec, hp.beta_kl, hp.scale)
         return loss, z, rec, _detached(dict(loss_e=loss, rec=hp.scale * l_rec, kl_real=l_kl))
 
-    mu_r, lv_r = encode(E, rec.detach())
+    seen_r, seen_f = judged(rec, noise, "r", hp), judged(fake, noise, "f", hp)  # as the encoder judges them
+    mu_r, lv_r = encode(E, seen_r.detach())
     rec_rec = full(bare(D)(reparameterize(mu_r, lv_r, noise["eps_r"])))
-    mu_f, lv_f = encode(E, fake)
+    mu_f, lv_f = encode(E, seen_f)
     rec_fake = full(bare(D)(reparameterize(mu_f, lv_f, noise["eps_f"])))
 
-    kl_r, kl_f = kl_divergence(mu_r, lv_r), kl_divergence(mu_f, lv_f)  # (B,) each, no tanh here
-    r_r, r_f = reconstruction_error(rec, rec_rec), reconstruction_error(fake, rec_fake)  # rec not detached
-    dist = as_term(*squash(mu_r, lv_r), *squash(mu_f, lv_f), c, "sum")
+    squashed_r, squashed_f = squash(mu_r, lv_r), squash(mu_f, lv_f)
+    if hp.method == "as" and hp.tanh == "both":
+        mu_r, lv_r, mu_f, lv_f = *squashed_r, *squashed_f
+    kl_r, kl_f = kl_divergence(mu_r, lv_r), kl_divergence(mu_f, lv_f)  # (B,) each, raw unless --tanh both
+    r_r, r_f = reconstruction_error(seen_r, rec_rec), reconstruction_error(seen_f, rec_fake)  # rec not detached
+    dist = as_term(*squashed_r, *squashed_f, c, "sum")
     elbo_r = exp_elbo(r_r, kl_r, dist, hp.beta_rec, hp.beta_neg, c, hp.scale)
     elbo_f = exp_elbo(r_f, kl_f, dist, hp.beta_rec, hp.beta_neg, c, hp.scale)
     loss = encoder_loss(l_rec, l_kl, elbo_r, elbo_f, hp.beta_rec, hp.beta_kl, hp.scale)
     stats = dict(loss_e=loss, rec=hp.scale * l_rec, kl_real=l_kl, exp_elbo_r=elbo_r, exp_elbo_f=elbo_f,
                  dist_e=dist)
+    if hp.augment:  # augmented real images must look real too, or augmentation itself would tell fakes apart
+        kl_aug = kl_divergence(*encode(E, judged(x, noise, "x", hp))).mean()
+        loss = loss + hp.scale * hp.beta_kl * kl_aug
+        stats.update(loss_e=loss, kl_real_aug=kl_aug)
     return loss, z, rec, _detached(stats)
 
 
@@ -106,18 +141,19 @@ def decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=False):
 
     literal: compute L_rr and L_fr even when gamma_r = 0 (the reference computes every term).
     """
-    l_rec = reconstruction_error(x, rec).mean()
+    l_rec = real_reconstruction(x, rec, hp, bare(E))
     rec_part = hp.scale * hp.beta_rec * l_rec  # the rest of L_D is the adversarial part
     if fake is None:  # --method vae
         return rec_part, rec_part, _detached(dict(loss_d=rec_part))
-    mu_r, lv_r = encode(bare(E), rec)
-    mu_f, lv_f = encode(bare(E), fake)
+    seen_r, seen_f = judged(rec, noise, "r", hp), judged(fake, noise, "f", hp)  # gradients flow through them
+    mu_r, lv_r = encode(bare(E), seen_r)
+    mu_f, lv_f = encode(bare(E), seen_f)
     l_rr = l_fr = None
     if hp.gamma_r or literal:  # the reconstructions of rec and fake only enter L_D weighted by gamma_r
         rec_rec = full(D(reparameterize(mu_r, lv_r, noise["eps_dr"]).detach()))
         rec_fake = full(D(reparameterize(mu_f, lv_f, noise["eps_df"]).detach()))
-        l_rr = reconstruction_error(rec.detach(), rec_rec).mean()
-        l_fr = reconstruction_error(fake.detach(), rec_fake).mean()
+        l_rr = reconstruction_error(seen_r.detach(), rec_rec).mean()
+        l_fr = reconstruction_error(seen_f.detach(), rec_fake).mean()
     stats = dict(sat_rec=saturation(mu_r, lv_r), sat_fake=saturation(mu_f, lv_f))
     kl_r, kl_f = (mu_r, lv_r), (mu_f, lv_f)
     if hp.method == "as":  # AS sees the squashed posteriors; the KL terms too unless --tanh as-only

@@ -31,12 +31,21 @@ RUNS = Path("runs/study")  # relative to the repository, as the commands in the 
 RESULTS = ROOT / RUNS / "results.jsonl"
 GRIDS = ROOT / "imgs" / "study"
 
-# Every configuration starts from the official settings as they ran here (gamma_r 0 skips two passes whose
-# effect is below float32 resolution, see README, Speed), so its command means the same under any defaults.
-BASE = ["--beta-rec", "0.5", "--beta-kl", "1", "--beta-neg", "256", "--vae-epochs", "0", "--tanh", "all"]
-# name -> train.py flags on top of BASE (later flags win)
+# Every configuration starts from its stage's base, written out in full so that its command means the same
+# under any defaults. The screen and confirm stages start from the official settings as they ran here (gamma_r 0
+# skips two passes whose effect is below float32 resolution, see README, Speed); the game stage from the
+# defaults the screen chose.
+OFFICIAL_BASE = ["--beta-rec", "0.5", "--beta-kl", "1", "--beta-neg", "256", "--vae-epochs", "0", "--tanh", "all"]
+GAME_BASE = ["--beta-rec", "1", "--beta-kl", "0.1", "--beta-neg", "256", "--tanh", "all", "--augment", "0",
+             "--rec-loss", "mse"]
+# name -> train.py flags on top of the stage's base (later flags win)
 CONFIGS = {
     "official": [],
+    "base": [],  # the stage's base alone (in the game stage: the defaults the screen chose)
+    "tanh-both": ["--tanh", "both"],
+    "augment": ["--augment", "1"],
+    "ffl": ["--rec-loss", "ffl"],
+    "features": ["--rec-loss", "features"],
     "soft": ["--method", "soft"],
     "tanh-as-only": ["--tanh", "as-only"],
     "rec1-kl0.5": ["--beta-rec", "1", "--beta-kl", "0.5"],
@@ -56,14 +65,20 @@ CONFIGS = {
     # does the introspective quarter add anything at equal compute?
     "vae-rec1-kl0.1-240": ["--beta-rec", "1", "--beta-kl", "0.1", "--method", "vae", "--epochs", "240"],
 }
-STAGES = {"screen": ["--preset", "small", "--image-size", "128", "--epochs", "80"],  # 1,040 steps of 6 images
-          "confirm": ["--preset", "small", "--image-size", "256", "--epochs", "80"]}
+# stage -> (train.py flags, base); 13 steps of 6 images make an epoch of the 80 demo images
+STAGES = {"screen": (["--preset", "small", "--image-size", "128", "--epochs", "80"], OFFICIAL_BASE),  # 1,040 steps
+          "confirm": (["--preset", "small", "--image-size", "256", "--epochs", "80"], OFFICIAL_BASE),
+          # long enough for the adversarial game: 68 VAE epochs (884 steps), then 232 introspective (3,016 steps),
+          # the learning rate x0.1 for the last eighth as in the default 400-epoch run
+          "game": (["--preset", "small", "--image-size", "128", "--epochs", "300", "--vae-epochs", "68",
+                    "--lr-drop-epoch", "262"], GAME_BASE)}
 SIGNALS = ["rec", "kl_real", "kl_fake", "grad_rec", "grad_adv", "sat_fake"]  # from the last rows of history.csv
 
 
 def commands(stage, name, seed):
     run = RUNS / stage / f"{name}-s{seed}"
-    flags = [*STAGES[stage], *BASE, *CONFIGS[name]]
+    stage_flags, base = STAGES[stage]
+    flags = [*stage_flags, *base, *CONFIGS[name]]
     train = ["python", "train.py", *flags, "--seed", str(seed), "--out", str(run), "--save-every", "1000",
              "--sample-every", "20"]
     data = flags[flags.index("--data"):][:2] if "--data" in flags else []  # test.py measures the same images
@@ -119,9 +134,10 @@ def study(stage, names, seeds, jobs):
                   f"PSNR {row['metrics']['psnr']:.2f} dB", flush=True)
 
 
-def label(name):
-    """A configuration as the tables show it: its flags on top of the official settings."""
-    return f"`{' '.join(CONFIGS[name])}`" if CONFIGS[name] else "(the official settings)"
+def label(name, stage):
+    """A configuration as the tables show it: its flags on top of its stage's base."""
+    base = "the official settings" if STAGES[stage][1] is OFFICIAL_BASE else "the base"
+    return f"`{' '.join(CONFIGS[name])}`" if CONFIGS[name] else f"({base})"
 
 
 def table(rows):
@@ -133,7 +149,7 @@ def table(rows):
         m, s = r["metrics"], r["signals"]
         h = m.get("heldout", {"psnr": float("nan"), "ssim": float("nan"), "blur": float("nan")})
         ratio = f"{s['grad_adv'] / s['grad_rec']:.2g}" if "grad_adv" in s else "-"
-        out.append(f"| {r['stage']} | {label(r['config'])} | {r['seed']} | "
+        out.append(f"| {r['stage']} | {label(r['config'], r['stage'])} | {r['seed']} | "
                    f"{r['steps']} | {r['wall_s'] / 60:.0f} min | {m['psnr']:.2f} / {m['ssim']:.3f} | "
                    f"{h['psnr']:.2f} / {h['ssim']:.3f} | {m['blur']:.3f} ({h['blur']:.3f}) | {m['sample_blur']:.3f} | "
                    f"{s['kl_real']:.0f} | {s.get('kl_fake', float('nan')):.0f} | {ratio} | "
@@ -164,7 +180,7 @@ def summary(rows):
         for name, ms in sorted(groups.items(), key=lambda g: -mean(g[1], "psnr", "heldout")):
             spread = [min(x["psnr"] for x in ms), max(x["psnr"] for x in ms)]
             held = [x.get("heldout", nan)["psnr"] for x in ms]
-            out.append(f"| {stage} | {label(name)} | {len(ms)} | "
+            out.append(f"| {stage} | {label(name, stage)} | {len(ms)} | "
                        f"{mean(ms, 'psnr'):.2f} ({spread[0]:.2f}-{spread[1]:.2f}) / {mean(ms, 'ssim'):.3f} | "
                        f"{statistics.mean(held):.2f} ({min(held):.2f}-{max(held):.2f}) / "
                        f"{mean(ms, 'ssim', 'heldout'):.3f} | {mean(ms, 'blur'):.3f} | {mean(ms, 'sample_blur'):.3f} | "

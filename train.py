@@ -40,7 +40,9 @@ GRID = 8  # images per row of the sample grids
 # by the study in the README: reconstruction weighed 10x the KL instead of 1/2, a plain VAE for the first
 # three quarters of the epochs (ALGORITHM.md, Defaults).
 OFFICIAL = {"beta_rec": 0.5, "beta_kl": 1.0, "beta_neg": 256.0, "gamma_r": 1e-8, "tanh": "all", "method": "as",
-            "vae_epochs": 0}
+            "vae_epochs": 0, "augment": 0.0, "rec_loss": "mse"}
+# What a checkpoint written before a flag existed ran with (--resume keeps it): the official behaviour.
+BEFORE_FLAG = {"vae_epochs": 0, "augment": 0.0, "rec_loss": "mse"}
 
 
 class RunError(Exception):
@@ -79,9 +81,15 @@ def parse_args(argv=None):
     a("--vae-epochs", type=int, default=None, help="train the first N epochs as a plain VAE, then introspectively "
       "(Soft-IntroVAE's num_vae; a VAE step costs about a third of an introspective one) (default: three "
       "quarters of --epochs; official 0)")
-    a("--tanh", default="all", choices=["all", "as-only"], help="with --method as, where the encoder outputs of "
-      "rec and fake pass through tanh: all: in the decoder's KL terms and in AS, as the official code; as-only: "
-      "in AS only, the KL terms see the raw posteriors (default %(default)s)")
+    a("--tanh", default="all", choices=["all", "both", "as-only"], help="with --method as, where the encoder "
+      "outputs of rec and fake pass through tanh: all: in AS and the decoder's KL terms, as the official code; "
+      "both: also in the encoder's KL terms; as-only: in AS only, the KL terms see the raw posteriors "
+      "(default %(default)s; --method soft has no tanh anywhere)")
+    a("--augment", type=float, default=0.0, help="probability that an image the encoder judges (real, rec, fake) is "
+      "augmented: colour, translation and cutout, differentiable, in both updates (default %(default)s: never)")
+    a("--rec-loss", default="mse", choices=["mse", "ffl", "features"], help="reconstruction term of real images: "
+      "mse: the squared error R; ffl: R plus the focal frequency loss; features: R plus, in the decoder update, "
+      "the distance in the encoder's first feature maps (default %(default)s)")
     a("--official", action="store_true", help="the official AS-IntroVAE's settings instead of this project's "
       "defaults: " + ", ".join(f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
                                for k, v in OFFICIAL.items()) + " (flags given beside it win)")
@@ -117,6 +125,8 @@ def parse_args(argv=None):
             p.error(f"--{k.replace('_', '-')} must be at least 1")
     if not 0 < args.beta_neg_min <= args.beta_neg_max:
         p.error("need 0 < --beta-neg-min <= --beta-neg-max")
+    if not 0 <= args.augment <= 1:
+        p.error("--augment is a probability: between 0 and 1")
     if args.method == "vae" and args.beta_neg == "auto":
         p.error("--beta-neg auto reads the fake terms, which --method vae does not have")
     return args, given
@@ -193,7 +203,8 @@ class Trainer:
         self.sched_e = torch.optim.lr_scheduler.MultiStepLR(self.opt_e, [args.lr_drop_epoch], 0.1)
         self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, [args.lr_drop_epoch], 0.1)
         self.hp = Hyper(args.beta_kl, args.beta_rec, initial_beta_neg(args), args.gamma_r, image_scale(cfg.image_size),
-                        args.method, args.ema_decay, bf16=fast and use_bf16(args.precision, device), tanh=args.tanh)
+                        args.method, args.ema_decay, bf16=fast and use_bf16(args.precision, device), tanh=args.tanh,
+                        augment=args.augment, rec_loss=args.rec_loss)
         # --beta-neg START:END; it ends when beta_neg is set otherwise (control.json, a recovery)
         self.schedule = args.beta_neg if isinstance(args.beta_neg, tuple) else None
         self.step_fn = fast_step if fast else reference_step
@@ -203,7 +214,7 @@ class Trainer:
     def train_step(self, x, total_steps, vae_steps=0):
         """One step; the first vae_steps (--vae-epochs) train a plain VAE, and c(t) and a beta_neg schedule run
         over the introspective steps after them."""
-        noise = draw_noise(x.shape[0], self.cfg.z_dim, self.generator, self.device)
+        noise = draw_noise(x.shape[0], self.cfg.z_dim, self.generator, self.device, augment=self.args.augment > 0)
         self.hp.method = "vae" if self.step < vae_steps else self.args.method
         t, total = max(self.step - vae_steps, 0), total_steps - vae_steps
         c = transition_coefficient(t, total, self.args.method)
@@ -330,8 +341,8 @@ class Run:
             self.keep_previous = source.name == "checkpoint.pt"  # else the first save must not make the
             # unusable checkpoint.pt the previous copy: the good checkpoint.prev.pt stays
             # Flags given now win over the saved ones; flags newer than the checkpoint take their defaults,
-            # except --vae-epochs: a run from before it had no VAE epochs.
-            merged = {**vars(args), "vae_epochs": 0, **saved["args"], "max_steps": None, **given}
+            # except those that change the training: a run from before them ran without them.
+            merged = {**vars(args), **BEFORE_FLAG, **saved["args"], "max_steps": None, **given}
             merged.update(resume=True, out=str(self.dir))
             args = argparse.Namespace(**merged)
             self.data_dir = Path(args.data)  # the saved run's data unless --data is given now
@@ -466,7 +477,8 @@ class Run:
         model = host({"encoder": E.state_dict(), "decoder": D.state_dict()})
         meta = {"epoch": t.epoch, "step": t.step, "data": str(self.data_dir), "preset": self.args.preset,
                 "beta_neg": t.hp.beta_neg, "method": self.args.method, "tanh": self.args.tanh,
-                "beta_rec": self.args.beta_rec, "beta_kl": self.args.beta_kl}
+                "beta_rec": self.args.beta_rec, "beta_kl": self.args.beta_kl, "augment": self.args.augment,
+                "rec_loss": self.args.rec_loss}
         job = self.writer.submit(self.write, state, model, meta, self.history.rows(), self.keep_previous)
         if wait:
             self.writer.wait()

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from losses import (as_distance, decoder_loss, encoder_loss, exp_elbo, gaussian_kernel, image_scale,
-                    kl_divergence, reconstruction_error, transition_coefficient)
+from losses import (as_distance, decoder_loss, encoder_loss, exp_elbo, feature_error, focal_frequency_error,
+                    gaussian_kernel, image_scale, kl_divergence, reconstruction_error, transition_coefficient)
 
 torch.manual_seed(0)
 
@@ -147,3 +147,22 @@ def test_decoder_loss_directions():
     with_rr = decoder_loss(torch.tensor(100.0), torch.tensor(5.0), torch.tensor(6.0), torch.tensor(0.1),
                            gamma_r=1.0, l_rr=torch.tensor(10.0), l_fr=torch.tensor(20.0), **args)
     assert with_rr.item() == pytest.approx(base.item() + s * 0.5 * 1.0 * 0.5 * 30.0)
+
+
+def test_focal_frequency_error_is_at_most_r_and_equals_it_for_one_frequency():
+    a = torch.rand(3, 3, 16, 16, dtype=torch.float64)
+    b = a + 0.1 * torch.randn_like(a)
+    assert focal_frequency_error(a, a).abs().max() == 0
+    ffl, r = focal_frequency_error(a, b), reconstruction_error(a, b)
+    assert (ffl > 0).all() and (ffl < r).all()  # Parseval: the weights are at most 1
+    wave = torch.cos(2 * math.pi * 3 * torch.arange(16.0, dtype=torch.float64) / 16).expand(1, 3, 16, 16)
+    assert focal_frequency_error(a[:1] + wave, a[:1]).item() == pytest.approx(
+        reconstruction_error(a[:1] + wave, a[:1]).item())  # the error's only frequency gets the full weight
+
+
+def test_feature_error_is_zero_for_equal_features_and_in_the_units_of_r():
+    image = torch.rand(2, 3, 8, 8)
+    target = [torch.randn(2, 4, 4, 4), torch.randn(2, 8, 2, 2)]
+    assert feature_error(target, target, image).abs().max() == 0
+    energy = (image - image.mean((1, 2, 3), keepdim=True)).square().flatten(1).sum(1)
+    assert torch.allclose(feature_error(target, [torch.zeros_like(t) for t in target], image), energy)

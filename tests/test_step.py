@@ -19,14 +19,17 @@ def run(step_fn, model, x, noise, hp, c, memory_format):
     return stats, dict(model.named_parameters()), dict(ema.named_parameters())
 
 
-@pytest.mark.parametrize("method,c", [("as", 0.0), ("as", 0.6), ("soft", 1.0)])
-def test_fast_step_equals_reference(method, c):
+@pytest.mark.parametrize("method,c,options", [
+    ("as", 0.0, {}), ("as", 0.6, {}), ("soft", 1.0, {}), ("as", 0.6, {"tanh": "both"}),
+    ("as", 0.6, {"augment": 0.5}), ("as", 0.6, {"rec_loss": "ffl"}), ("soft", 1.0, {"rec_loss": "features"}),
+    ("vae", 1.0, {"rec_loss": "features"})])
+def test_fast_step_equals_reference(method, c, options):
     torch.manual_seed(0)
     cfg = preset_config("tiny")
     model = build_model(cfg)
     x = torch.rand(4, 3, 64, 64)
-    noise = draw_noise(4, cfg.z_dim, torch.Generator().manual_seed(1), "cpu")
-    hp = Hyper(1.0, 0.5, 256.0, 0.0, image_scale(64), method)
+    noise = draw_noise(4, cfg.z_dim, torch.Generator().manual_seed(1), "cpu", augment="augment" in options)
+    hp = Hyper(1.0, 0.5, 256.0, 0.0, image_scale(64), method, **options)
     ref = run(reference_step, model, x, noise, hp, c, torch.contiguous_format)
     fast = run(fast_step, model, x, noise, hp, c, torch.contiguous_format)
     for k in ref[0]:

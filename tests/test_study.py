@@ -5,8 +5,8 @@ import study
 
 
 def test_a_tiny_study_run_is_recorded_and_tabled(tmp_path, monkeypatch, images12, capsys):
-    monkeypatch.setitem(study.STAGES, "tiny", ["--preset", "tiny", "--epochs", "2", "--data", str(images12),
-                                               "--log-every", "1"])
+    monkeypatch.setitem(study.STAGES, "tiny", (["--preset", "tiny", "--epochs", "2", "--data", str(images12),
+                                                "--log-every", "1"], study.OFFICIAL_BASE))
     monkeypatch.setattr(study, "RESULTS", tmp_path / "results.jsonl")
     monkeypatch.setattr(study, "GRIDS", tmp_path / "grids")
     monkeypatch.setattr(study, "RUNS", tmp_path / "runs")
