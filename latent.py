@@ -77,12 +77,43 @@ def nearest(z, bank):
     return torch.cdist(z, bank).argmin(dim=1)
 
 
-def sample(model, n, temperature=1.0, seed=0, codes=None):
-    """n images decoded from z ~ N(0, I) * temperature, or with codes (N, z_dim), the training images'
-    means, from the Gaussian fitted to them (`fitted`); temperature < 1 trades variety for fidelity."""
-    eps = torch.randn(n, model.config.z_dim if codes is None else len(codes),
-                      generator=torch.Generator().manual_seed(seed)) * temperature
-    return decode(model, eps if codes is None else fitted(codes, eps))
+LAWS = {"prior": "z ~ N(0, I)", "fitted": "the Gaussian fitted to the training codes",
+        "posterior": "the posterior of a random training image"}
+
+
+@torch.no_grad()
+def posteriors(model, images, batch_size=32):
+    """(mu, logvar) of uint8 images (N, 3, S, S), in batches, on the CPU."""
+    parts = [model.encoder(images[i:i + batch_size].to(_device(model)).float().div(255))
+             for i in range(0, len(images), batch_size)]
+    return torch.cat([p[0].cpu() for p in parts]), torch.cat([p[1].cpu() for p in parts])
+
+
+def sample_codes(n, law="prior", z_dim=None, posterior=None, temperature=1.0, seed=0):
+    """n latent codes (n, z_dim) of one law; temperature < 1 trades variety for fidelity.
+
+    prior: z ~ N(0, I) x temperature.
+    fitted: the Gaussian fitted to the training images' means (`fitted`), its spread x temperature.
+    posterior: the aggregate posterior, the law of the codes the decoder trained on: the posterior
+      N(mu_i, sigma_i^2) of a training image i drawn at random, its spread x temperature. A small beta_kl
+      leaves each posterior narrow, so these are close to reconstructions of the training images.
+    posterior: (mu, logvar) of the training images (`posteriors`), for the last two.
+    """
+    g = torch.Generator().manual_seed(seed)
+    if law == "prior":
+        return torch.randn(n, z_dim, generator=g) * temperature
+    mu, logvar = posterior
+    if law == "fitted":
+        return fitted(mu, torch.randn(n, len(mu), generator=g) * temperature)
+    if law == "posterior":
+        i = torch.randint(len(mu), (n,), generator=g)
+        return mu[i] + torch.exp(0.5 * logvar[i]) * torch.randn(n, mu.shape[1], generator=g) * temperature
+    raise ValueError(f"unknown sampling law {law!r}: one of {', '.join(LAWS)}")
+
+
+def sample(model, n, law="prior", posterior=None, temperature=1.0, seed=0):
+    """n images decoded from codes of a law (`sample_codes`)."""
+    return decode(model, sample_codes(n, law, model.config.z_dim, posterior, temperature, seed))
 
 
 def fitted(codes, eps):

@@ -88,12 +88,24 @@ def commands(stage, name, seed):
 
 
 def last_signals(history, fraction=0.1):
-    """Means of the training signals over the last tenth of the logged rows."""
+    """Means of the training signals over the last tenth of the logged rows, and the decoder's adversarial over
+    reconstruction gradient averaged over the introspective steps (the rows with fakes)."""
     with open(history, newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["rec"]]
     tail = rows[-max(1, int(len(rows) * fraction)):]
-    return {k: statistics.mean(float(r[k]) for r in tail if r.get(k)) for k in SIGNALS
-            if any(r.get(k) for r in tail)}
+    signals = {k: statistics.mean(float(r[k]) for r in tail if r.get(k)) for k in SIGNALS
+               if any(r.get(k) for r in tail)}
+    game = [float(r["grad_adv"]) / float(r["grad_rec"]) for r in rows if r.get("kl_fake") and r.get("grad_adv")]
+    if game:
+        signals["adv_over_rec_introspective"] = statistics.mean(game)
+    return signals
+
+
+def measure(test):
+    """test.py's JSON line for a run."""
+    out = subprocess.run([sys.executable, *test[1:]], cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def one_run(stage, name, seed):
@@ -103,9 +115,7 @@ def one_run(stage, name, seed):
     with open(ROOT / run.parent / (run.name + ".log"), "w") as log:  # the run's console, progress bars included
         subprocess.run([sys.executable, *train[1:]], cwd=ROOT, env=env, check=True, stdout=log, stderr=log)
     wall = time.perf_counter() - start
-    out = subprocess.run([sys.executable, *test[1:]], cwd=ROOT, env=env, check=True, capture_output=True,
-                         text=True).stdout
-    metrics = json.loads(out.strip().splitlines()[-1])
+    metrics = measure(test)
     grid = sorted((ROOT / run / "samples").glob("epoch_*.png"))[-1]
     GRIDS.mkdir(parents=True, exist_ok=True)
     link = GRIDS / f"{stage}-{name}-s{seed}.jpg"  # a JPEG: a tenth of the PNG's size, for the repository
@@ -115,6 +125,18 @@ def one_run(stage, name, seed):
     return {"stage": stage, "config": name, "seed": seed, "train": shlex.join(train), "test": shlex.join(test),
             "steps": steps, "wall_s": round(wall), "grid": os.path.relpath(link, ROOT), "metrics": metrics,
             "signals": last_signals(ROOT / run / "history.csv")}
+
+
+def remeasure(stage, names, seeds):
+    """Measure finished runs again with today's test.py (their models are kept in runs/study)."""
+    rows = done()
+    for r in rows:
+        if r["stage"] == stage and r["config"] in names and r["seed"] in seeds:
+            run, _, test = commands(stage, r["config"], r["seed"])
+            if (ROOT / run / "model.pt").is_file():
+                r.update(test=shlex.join(test), metrics=measure(test), signals=last_signals(ROOT / run / "history.csv"))
+                print(f"measured {stage} {r['config']} seed {r['seed']} again", flush=True)
+    RESULTS.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def done(path=None):
@@ -140,51 +162,92 @@ def label(name, stage):
     return f"`{' '.join(CONFIGS[name])}`" if CONFIGS[name] else f"({base})"
 
 
-def table(rows):
-    """Markdown: one line per run, grouped by stage and configuration, with the mean of the seeds."""
-    out = ["| stage | configuration | seed | steps | wall | train PSNR / SSIM | held-out PSNR / SSIM | blur rec "
-           "(held-out) | sample blur | kl_real | kl_fake | grad adv / rec | sat. fake | grid |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        m, s = r["metrics"], r["signals"]
-        h = m.get("heldout", {"psnr": float("nan"), "ssim": float("nan"), "blur": float("nan")})
-        ratio = f"{s['grad_adv'] / s['grad_rec']:.2g}" if "grad_adv" in s else "-"
-        out.append(f"| {r['stage']} | {label(r['config'], r['stage'])} | {r['seed']} | "
-                   f"{r['steps']} | {r['wall_s'] / 60:.0f} min | {m['psnr']:.2f} / {m['ssim']:.3f} | "
-                   f"{h['psnr']:.2f} / {h['ssim']:.3f} | {m['blur']:.3f} ({h['blur']:.3f}) | {m['sample_blur']:.3f} | "
-                   f"{s['kl_real']:.0f} | {s.get('kl_fake', float('nan')):.0f} | {ratio} | "
-                   f"{s.get('sat_fake', float('nan')):.2f} | [grid]({r['grid']}) |")
-    return "\n".join(out)
+def get(metrics, *keys):
+    """metrics[k1][k2]... or None where a run was measured before that measure existed."""
+    for k in keys:
+        if not isinstance(metrics, dict) or metrics.get(k) is None:
+            return None
+        metrics = metrics[k]
+    return metrics
+
+
+def fmt(value, spec=".2f"):
+    return "-" if value is None else format(value, spec)
+
+
+def mean(values):
+    values = [v for v in values if v is not None]
+    return statistics.mean(values) if values else None
+
+
+FINE = ("10-20 px", "5-10 px")  # the scales of the towers' windows and the trees' trunks at 256x256
+
+
+def columns(ms, signals):
+    """The summary's measured cells of a configuration (ms: the metrics of its seeds)."""
+    def m(*keys, spec=".2f"):
+        return fmt(mean([get(x, *keys) for x in ms]), spec)
+    psnr = [x["psnr"] for x in ms]
+    held = [get(x, "heldout", "psnr") for x in ms]
+    laws = ("prior", "fitted", "posterior")
+    return [f"{statistics.mean(psnr):.2f} ({min(psnr):.2f}-{max(psnr):.2f})",
+            "-" if None in held else f"{statistics.mean(held):.2f}",
+            m("realism", "reconstructions", "value", "fd", spec=".1f"),
+            " / ".join(m("detail", "reconstructions", b) for b in FINE),
+            " / ".join(m("realism", f"samples {law}", "value", "fd", spec=".0f") for law in laws),
+            f"{m('samples', 'posterior', 'nearest_distinct', spec='.0f')} / "
+            f"{m('coverage', 'samples posterior', 'present', spec='.0f')}",
+            f"{m('realism', 'middles', 'value', 'fd', spec='.0f')} / {m('detail', 'middles', FINE[0])}",
+            fmt(mean([s.get("adv_over_rec_introspective") for s in signals]), ".2g")]
+
+
+HEAD = ("| train PSNR (range) | held-out PSNR | FD rec | detail rec 10-20 / 5-10 px | FD samples prior / fitted / "
+        "posterior | posterior: distinct nearest / families | middles: FD / detail 10-20 px | adv / rec gradient |")
+
+
+def references(m):
+    """The reference rows of a stage from one run's metrics: the thumbnails and real images no run trained on."""
+    out = []
+    for k in (8, 16, 32):
+        ref = f"thumb{k}"
+        cells = [fmt(m.get(f"{ref}_psnr")), "-", fmt(get(m, "realism", "reconstructions", ref, "fd"), ".1f"),
+                 " / ".join(fmt(get(m, "detail", ref, b)) for b in FINE),
+                 fmt(get(m, "realism", "samples prior", ref, "fd"), ".0f"), "-",
+                 fmt(get(m, "realism", "middles", ref, "fd"), ".0f"), "-"]
+        out.append((f"{k}x{k} thumbnails", cells))
+    floor = ["-", "-", fmt(get(m, "realism", "reconstructions", "floor", "fd"), ".1f"), "-",
+             fmt(get(m, "realism", "samples prior", "floor", "fd"), ".0f"), "-",
+             fmt(get(m, "realism", "middles", "floor", "fd"), ".0f"), "-"]
+    return out + [("real images no run trained on", floor)]
 
 
 def summary(rows):
-    """Markdown: per stage and configuration the mean of its seeds (and the spread of PSNR), best held-out PSNR
-    first, under the thumbnail baselines measured on the same images at the same size."""
-    out = ["| stage | configuration | seeds | train PSNR (range) / SSIM | held-out PSNR (range) / SSIM | blur rec "
-           "| sample blur | sample PSNR to nearest |", "|---|---|---|---|---|---|---|---|"]
+    """Markdown: per stage and configuration the mean of its seeds, under the stage's reference rows (thumbnails and
+    real images, measured the same way on as many images)."""
+    out = [f"| stage | configuration | seeds {HEAD}", "|---" * 11 + "|"]
     for stage in dict.fromkeys(r["stage"] for r in rows):
         runs = [r for r in rows if r["stage"] == stage]
-        m, h = runs[0]["metrics"], runs[0]["metrics"].get("heldout", {})
-        for k in (8, 16):
-            out.append(f"| {stage} | {k}x{k} thumbnail ({3 * k * k} numbers) | - | {m[f'thumb{k}_psnr']:.2f} / "
-                       f"{m[f'thumb{k}_ssim']:.3f} | {h.get(f'thumb{k}_psnr', float('nan')):.2f} / "
-                       f"{h.get(f'thumb{k}_ssim', float('nan')):.3f} | - | - | - |")
+        for name, cells in references(runs[0]["metrics"]):
+            out.append(f"| {stage} | {name} | - | " + " | ".join(cells) + " |")
         groups = {}
         for r in runs:
-            groups.setdefault(r["config"], []).append(r["metrics"])
-        nan = {"psnr": float("nan"), "ssim": float("nan")}
+            groups.setdefault(r["config"], []).append(r)
+        for name, rs in groups.items():
+            out.append(f"| {stage} | {label(name, stage)} | {len(rs)} | "
+                       + " | ".join(columns([r["metrics"] for r in rs], [r["signals"] for r in rs])) + " |")
+    return "\n".join(out)
 
-        def mean(ms, key, part=None):
-            return statistics.mean((m.get(part, nan) if part else m)[key] for m in ms)
 
-        for name, ms in sorted(groups.items(), key=lambda g: -mean(g[1], "psnr", "heldout")):
-            spread = [min(x["psnr"] for x in ms), max(x["psnr"] for x in ms)]
-            held = [x.get("heldout", nan)["psnr"] for x in ms]
-            out.append(f"| {stage} | {label(name, stage)} | {len(ms)} | "
-                       f"{mean(ms, 'psnr'):.2f} ({spread[0]:.2f}-{spread[1]:.2f}) / {mean(ms, 'ssim'):.3f} | "
-                       f"{statistics.mean(held):.2f} ({min(held):.2f}-{max(held):.2f}) / "
-                       f"{mean(ms, 'ssim', 'heldout'):.3f} | {mean(ms, 'blur'):.3f} | {mean(ms, 'sample_blur'):.3f} | "
-                       f"{mean(ms, 'sample_nearest_psnr'):.2f} |")
+def table(rows):
+    """Markdown: one line per run, with its steps, wall time, training signals and sample grid."""
+    out = [f"| stage | configuration | seed | steps | wall {HEAD} kl_real | kl_fake | sat. fake | grid |",
+           "|---" * 16 + "|"]
+    for r in rows:
+        s = r["signals"]
+        out.append(f"| {r['stage']} | {label(r['config'], r['stage'])} | {r['seed']} | {r['steps']} | "
+                   f"{r['wall_s'] / 60:.0f} min | " + " | ".join(columns([r["metrics"]], [s])) + " | "
+                   f"{s['kl_real']:.0f} | {fmt(s.get('kl_fake'), '.0f')} | {fmt(s.get('sat_fake'))} | "
+                   f"[grid]({r['grid']}) |")
     return "\n".join(out)
 
 
@@ -196,6 +259,8 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=2, help="runs at a time, one CPU thread each (default %(default)s)")
     p.add_argument("--table", action="store_true", help="print the markdown tables of the finished runs: the "
                    "mean of each configuration's seeds, then every run")
+    p.add_argument("--remeasure", action="store_true", help="with --stage: measure the finished runs of --configs "
+                   "and --seeds again with today's test.py instead of training")
     p.add_argument("--results", default=RESULTS, help="with --table: the results file to read (default "
                    "%(default)s; imgs/study/results.jsonl holds the runs the README reports)")
     args = p.parse_args(argv)
@@ -203,8 +268,11 @@ def main(argv=None):
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
         p.error(f"unknown configurations: {', '.join(unknown)}")
-    if args.stage:
-        study(args.stage, names, [int(s) for s in args.seeds.split(",")], args.jobs)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    if args.stage and args.remeasure:
+        remeasure(args.stage, names, seeds)
+    elif args.stage:
+        study(args.stage, names, seeds, args.jobs)
     if args.table:
         rows = done(args.results)
         print(summary(rows) + "\n\n" + table(rows))

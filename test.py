@@ -12,11 +12,16 @@ data/fantasy_heldout, the same generator with another seed, made on first use):
   - PSNR and SSIM of the reconstructions (means over the images), and beside them the same for two
     baselines anyone can compute: each image shrunk to 8x8 (192 numbers, fewer than the 256 of the
     latent code) or 16x16 pixels (768 numbers) by area averaging and blown back up (bicubic);
-  - the blur of the reconstructions and of the originals (scikit-image's blur_effect on grey levels:
-    0 sharp, 1 blurry);
-  - for random samples D(z), z ~ N(0, I), and z from the Gaussian fitted to the training images' codes:
-    their blur, the PSNR of each against its nearest training image (high: a copy of a training
-    image; low: something else), and how many distinct training images are the nearest of some sample;
+  - for random samples D(z) of each law of latent.LAWS (the prior N(0, I), the Gaussian fitted to the
+    training codes, the posterior of a random training image): the PSNR of each against its nearest
+    training image (high: a copy of a training image; low: something else), and how many distinct
+    training images are the nearest of some sample;
+  - detail at each scale (realism.py) of the reconstructions, of the thumbnails, of the samples of each
+    law and of the middle frames of walks between training images;
+  - on the demo domain, how far each of these sets lies from real images: the Fréchet distance and KID
+    in the features of realism.py's network, beside real images no run trained on (the floor) and real
+    images shrunk to 8x8, 16x16 and 32x32 and blown back up; and the families it assigns to samples.
+    PSNR and SSIM reward blur; these do not;
   - with families, the leave-one-out k-nearest-neighbour family accuracy in latent space;
   - what drives the decoder, on one batch of training images and fakes in training mode (the decoder
     update with c = 1): the norm of its gradient from the adversarial KL terms over the norm from
@@ -39,18 +44,17 @@ import torch
 import torch.nn.functional as F
 from matplotlib.lines import Line2D
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
-from skimage.color import rgb2gray
-from skimage.measure import blur_effect
 from skimage.metrics import structural_similarity
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from sklearn.neighbors import NearestNeighbors
 
 import fantasy
+import realism
 from checkpoint import CheckpointError, load_model
 from dataset import DatasetError, load_folder
 from distributed import pick_device
-from latent import decode, encode, nearest, rows_figure, sample
+from latent import LAWS, decode, encode, nearest, posteriors, rows_figure, sample
 from losses import image_scale, kl_divergence, reconstruction_error, saturation, squash
 from models import reparameterize
 
@@ -60,7 +64,12 @@ DPI = 150
 KNN = 5  # neighbours that vote for a family
 RECON_SHOWN = 16  # images in reconstructions.png
 THUMB_SIDES = (8, 16)  # the thumbnail baselines: 8x8x3 = 192 numbers, 16x16x3 = 768
-SAMPLES = 64  # random samples whose blur and nearest training image are measured
+REFERENCE_SIDES = (8, 16, 32)  # the thumbnails beside the realism and detail measures
+SAMPLES = 64  # random samples whose nearest training images and families are counted
+# Samples and interpolation middles whose realism and detail are measured. A Fréchet distance of a few dozen images
+# mostly measures how many of each family the draw happened to hold; with 256 that noise is small.
+DRAWN = 256
+FEATURES = Path("saves/fantasy_features.pt")  # realism.py's network of the demo domain
 DEMO, HELDOUT, HELDOUT_SEED = Path("data/fantasy"), Path("data/fantasy_heldout"), 7
 
 
@@ -80,6 +89,8 @@ def parse_args(argv=None):
       "reconstructions (default %(default)s)")
     a("--samples-out", default="imgs/samples_nearest.png", help="where to write random samples over their "
       "nearest training images (default %(default)s)")
+    a("--features", default=str(FEATURES), help="the demo domain's feature network for the realism measures "
+      "(realism.py; default %(default)s)")
     a("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default %(default)s: CUDA, then MPS, "
       "then CPU)")
     a("--batch-size", type=int, default=32, help="images per forward pass (default %(default)s)")
@@ -139,38 +150,81 @@ def ssim(x, y):
                                   data_range=1.0) for a, b in zip(x, y)]
 
 
-def blur(x):
-    """scikit-image's blur_effect (Crete et al. 2007) of each image's grey levels: 0 sharp, 1 blurry."""
-    return [blur_effect(rgb2gray(a.permute(1, 2, 0).numpy())) for a in x]
-
-
 def reconstruction_metrics(model, images, batch_size):
-    """PSNR, SSIM and blur of the reconstructions D(mu), of the thumbnail baselines, blur of the originals."""
+    """PSNR and SSIM of the reconstructions D(mu) and of the thumbnail baselines; the codes mu and the
+    reconstructions."""
     mu = encode(model, images, batch_size)  # (N, z_dim)
-    values = {}
+    values, recs = {}, []
     for i in range(0, len(images), batch_size):  # a batch at a time: all at once may not fit
         x = images[i:i + batch_size].float().div(255)
-        rec = decode(model, mu[i:i + batch_size], batch_size)
-        pairs = {"": rec, **{f"thumb{k}_": thumbnail(x, k) for k in THUMB_SIDES}}
-        batch = {**{p + "psnr": psnr(x, y) for p, y in pairs.items()}, **{p + "ssim": ssim(x, y) for p, y in pairs.items()},
-                 "blur": blur(rec), "blur_original": blur(x)}
+        recs.append(decode(model, mu[i:i + batch_size], batch_size))
+        pairs = {"": recs[-1], **{f"thumb{k}_": thumbnail(x, k) for k in THUMB_SIDES}}
+        batch = {**{p + "psnr": psnr(x, y) for p, y in pairs.items()}, **{p + "ssim": ssim(x, y) for p, y in pairs.items()}}
         for k, v in batch.items():
             values[k] = values.get(k, []) + v
-    return {k: float(np.mean(v)) for k, v in values.items()}, mu
+    return {k: float(np.mean(v)) for k, v in values.items()}, mu, torch.cat(recs)
 
 
-def sample_metrics(model, images, codes=None, n=SAMPLES, seed=0):
-    """Blur of n random samples (of the prior, or of the Gaussian fitted to codes), the PSNR of each against its
-    nearest training image (means) and how many training images are nearest to some sample (few: the samples
-    look alike), plus the samples and the index of each one's nearest training image."""
-    samples = sample(model, n, seed=seed, codes=codes)
+def sample_metrics(model, images, law, posterior, seed=0):
+    """DRAWN random samples of a law (latent.LAWS); for the first SAMPLES of them the PSNR of each against its
+    nearest training image (mean) and how many training images are nearest to some sample (few: the samples look
+    alike). Returns those, the samples and the index of each counted one's nearest training image."""
+    samples = sample(model, DRAWN, law, posterior, seed=seed)
     train = images.float().div(255)
-    idx = nearest(samples.flatten(1), train.flatten(1))  # Euclidean: the highest PSNR
-    prefix = "" if codes is None else "fitted_"
-    metrics = {prefix + "sample_blur": float(np.mean(blur(samples))),
-               prefix + "sample_nearest_psnr": float(np.mean(psnr(train[idx], samples))),
-               prefix + "sample_nearest_distinct": len(set(idx.tolist()))}
+    idx = nearest(samples[:SAMPLES].flatten(1), train.flatten(1))  # Euclidean: the highest PSNR
+    metrics = {"nearest_psnr": float(np.mean(psnr(train[idx], samples[:SAMPLES]))),
+               "nearest_distinct": len(set(idx.tolist()))}
     return metrics, samples, idx
+
+
+def interpolation_middles(model, mu, n=DRAWN, seed=0):
+    """The middle frames of n walks between random pairs of different training images: D((mu_i + mu_j) / 2)."""
+    g = torch.Generator().manual_seed(seed)
+    i = torch.randint(len(mu), (n,), generator=g)
+    j = (i + torch.randint(1, len(mu), (n,), generator=g)) % len(mu)  # never i itself
+    return decode(model, (mu[i] + mu[j]) / 2)
+
+
+def detail_metrics(originals, recs, held, generated):
+    """Detail at each scale (realism.detail): reconstructions against their originals, the reference thumbnails
+    likewise, samples and interpolation middles against the training images."""
+    out = {"reconstructions": realism.detail(recs, originals),
+           **{f"thumb{k}": realism.detail(thumbnail(originals, k), originals) for k in REFERENCE_SIDES}}
+    if held is not None:
+        out["heldout_reconstructions"] = realism.detail(held[1], held[0])
+    out.update({name: realism.detail(images, originals) for name, images in generated.items()})
+    return out
+
+
+def realism_metrics(net, originals, recs, held, generated, floor):
+    """FD and KID in the features of the domain network, each beside its reference points measured the same way
+    on as many images. Reconstructions are measured against their originals, beside the same originals shrunk to
+    8x8, 16x16 and 32x32 and blown back up, and real demo images no run trained on (the floor: `floor`, or the
+    training images for the held-out set). Samples and middles (DRAWN each) are measured against the training
+    images, beside as many floor images drawn at random, as a sampler draws, and their thumbnails. Also the
+    families the network assigns to the first SAMPLES samples and middles."""
+    def features(x):
+        return realism.embed(net, x)[0]
+
+    def references(reference, others, thumbs_of, n):
+        return {"floor": realism.distances(others[:n], reference),
+                **{f"thumb{k}": realism.distances(features(thumbnail(thumbs_of[:n], k)), reference)
+                   for k in REFERENCE_SIDES}}
+
+    train_f, floor_f = features(originals), features(floor)
+    out = {"reconstructions": {"value": realism.distances(features(recs), train_f),
+                               **references(train_f, floor_f, originals, len(recs))}}
+    if held is not None:
+        held_f = features(held[0])
+        out["heldout_reconstructions"] = {"value": realism.distances(features(held[1]), held_f),
+                                          **references(held_f, train_f, held[0], len(held[0]))}
+    drawn = torch.randint(len(floor), (DRAWN,), generator=torch.Generator().manual_seed(0))  # with replacement
+    shared = references(train_f, floor_f[drawn], floor[drawn], DRAWN)
+    out.update({name: {"value": realism.distances(features(images), train_f), **shared}
+                for name, images in generated.items()})
+    coverage = {name: realism.coverage(realism.embed(net, images[:SAMPLES])[1]) for name, images in generated.items()}
+    coverage["training images"] = realism.coverage(realism.embed(net, originals)[1])
+    return out, coverage
 
 
 def decoder_drive(model, images, batch=6, seed=0):
@@ -201,11 +255,26 @@ def heldout_folder(args):
     """The held-out folder to measure, or None; the demo set's is made on first use."""
     if args.heldout == "none" or (args.heldout == "auto" and Path(args.data) != DEMO):
         return None
-    folder = HELDOUT if args.heldout == "auto" else Path(args.heldout)
-    if args.heldout == "auto" and not folder.is_dir():
-        print(f"making the held-out demo images in {folder} (seed {HELDOUT_SEED}, about 15 s)")
-        fantasy.make_demo(folder, count=80, seed=HELDOUT_SEED)
-    return folder
+    return demo_heldout() if args.heldout == "auto" else Path(args.heldout)
+
+
+def demo_heldout():
+    """data/fantasy_heldout: 80 demo images no run trains on, made on first use."""
+    if not HELDOUT.is_dir():
+        print(f"making the held-out demo images in {HELDOUT} (seed {HELDOUT_SEED}, about 15 s)")
+        fantasy.make_demo(HELDOUT, count=80, seed=HELDOUT_SEED)
+    return HELDOUT
+
+
+def realism_setting(path, families):
+    """(the domain network, None) when the realism measures apply, else (None, why not): they need images of the
+    demo domain (file names of its families) and the network file."""
+    if families is None or not set(families) <= set(fantasy.FAMILIES):
+        return None, ("the images are not of the demo domain (their file names are not <family>_<NN> with the "
+                      f"families of fantasy.py), and the feature network knows only that domain")
+    if not Path(path).is_file():
+        return None, f"{path} is missing (python realism.py --train --out {path} makes it)"
+    return realism.load_net(path), None
 
 
 def embed(mu, method, seed):
@@ -270,20 +339,29 @@ def evaluate(args):
     if n < 3:
         raise DatasetError(f"{args.data} has {n} usable images; a 2-D map needs at least 3")
     families = families_of(paths)
-    metrics, mu = reconstruction_metrics(model, images, args.batch_size)
+    metrics, mu, recs = reconstruction_metrics(model, images, args.batch_size)
     k, no_knn = knn_setting(families)
     metrics.update(knn_accuracy=knn_accuracy(mu.numpy(), families, k) if k else None, knn_k=k, images=n)
-    drawn = {"N(0, I)": sample_metrics(model, images, seed=args.seed),
-             "fitted": sample_metrics(model, images, mu, seed=args.seed)}
-    for sampled, _, _ in drawn.values():
-        metrics.update(sampled)
+    posterior = posteriors(model, images, args.batch_size)
+    drawn = {law: sample_metrics(model, images, law, posterior, seed=args.seed) for law in LAWS}
+    metrics["samples"] = {law: sampled for law, (sampled, _, _) in drawn.items()}
     if model.meta.get("method") != "vae":
         metrics["grad_adv_over_rec"], metrics["sat_fake"] = decoder_drive(model, images, seed=args.seed)
-    heldout = heldout_folder(args)
+    heldout, held = heldout_folder(args), None
     if heldout is not None:
         held_images, _ = load_folder(heldout, model.config.image_size)
-        metrics["heldout"] = {**reconstruction_metrics(model, held_images, args.batch_size)[0],
-                              "images": len(held_images), "folder": str(heldout)}
+        held_metrics, _, held_recs = reconstruction_metrics(model, held_images, args.batch_size)
+        metrics["heldout"] = {**held_metrics, "images": len(held_images), "folder": str(heldout)}
+        held = (held_images.float().div(255), held_recs)
+
+    originals = images.float().div(255)
+    generated = {**{f"samples {law}": samples for law, (_, samples, _) in drawn.items()},
+                 "middles": interpolation_middles(model, mu, seed=args.seed)}
+    metrics["detail"] = detail_metrics(originals, recs, held, generated)
+    net, no_realism = realism_setting(args.features, families)
+    if net is not None:
+        floor = held[0] if heldout == HELDOUT else load_folder(demo_heldout(), model.config.image_size)[0].float().div(255)
+        metrics["realism"], metrics["coverage"] = realism_metrics(net, originals, recs, held, generated, floor)
 
     name = args.model if "epoch" not in model.meta else f"{args.model} (epoch {model.meta['epoch']})"
     xy, axis_names = embed(mu.numpy(), args.method, args.seed)
@@ -298,16 +376,15 @@ def evaluate(args):
                            f"SSIM {metrics['ssim']:.3f} (8x8: {metrics['thumb8_psnr']:.2f} dB, {metrics['thumb8_ssim']:.3f})"),
          args.recon_out)
     shown_samples = list(range(min(RECON_SHOWN // 2, SAMPLES)))  # one row of each law
-    rows = [row for law, (_, samples, near) in drawn.items()
-            for row in [(f"z ~ {law}", samples[shown_samples], None),
+    rows = [row for law, (sampled, samples, near) in drawn.items()
+            for row in [(f"{law} ({sampled['nearest_psnr']:.1f} dB)", samples[shown_samples], None),
                         ("nearest", images[near[shown_samples]].float().div(255),
                          [paths[i].stem for i in near[shown_samples]])]]
-    save(rows_figure(rows, f"Random samples D(z) by {name} over their nearest training images:\nz ~ N(0, I) "
-                           f"(PSNR to the nearest {metrics['sample_nearest_psnr']:.2f} dB), z from the Gaussian "
-                           f"fitted to the training codes ({metrics['fitted_sample_nearest_psnr']:.2f} dB)"),
+    save(rows_figure(rows, f"Random samples D(z) by {name} over their nearest training images (PSNR to the "
+                           f"nearest);\nz from: " + "; ".join(f"{law}, {what}" for law, what in LAWS.items())),
          args.samples_out)
 
-    report(metrics, k, no_knn)
+    report(metrics, k, no_knn, no_realism)
     return metrics
 
 
@@ -318,20 +395,46 @@ def save(fig, path):
     print(f"wrote {path}")
 
 
-def report(metrics, k, no_knn):
-    """The metrics in words, each beside its baseline."""
+SHOWN_AS = {"reconstructions": "training reconstructions", "heldout_reconstructions": "held-out reconstructions",
+            **{f"thumb{k}": f"{k}x{k} thumbnails" for k in REFERENCE_SIDES}, "middles": "interpolation middles"}
+
+
+def report(metrics, k, no_knn, no_realism):
+    """The metrics in words, each beside its baselines."""
     def line(m):
-        return (f"PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, blur {m['blur']:.3f} (originals "
-                f"{m['blur_original']:.3f}); baselines: 8x8 thumbnail {m['thumb8_psnr']:.2f} dB, SSIM "
-                f"{m['thumb8_ssim']:.4f}; 16x16 thumbnail {m['thumb16_psnr']:.2f} dB, SSIM {m['thumb16_ssim']:.4f}")
+        return (f"PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}; baselines: 8x8 thumbnail {m['thumb8_psnr']:.2f} dB, "
+                f"SSIM {m['thumb8_ssim']:.4f}; 16x16 thumbnail {m['thumb16_psnr']:.2f} dB, SSIM {m['thumb16_ssim']:.4f}")
     print(f"training images ({metrics['images']}): {line(metrics)}")
     if "heldout" in metrics:
         h = metrics["heldout"]
         print(f"held-out images ({h['images']}, {h['folder']}): {line(h)}")
-    for prefix, law in ("", "z ~ N(0, I)"), ("fitted_", "z from the Gaussian fitted to the training codes"):
-        print(f"random samples ({SAMPLES}, {law}): blur {metrics[prefix + 'sample_blur']:.3f}, PSNR to the "
-              f"nearest training image {metrics[prefix + 'sample_nearest_psnr']:.2f} dB, "
-              f"{metrics[prefix + 'sample_nearest_distinct']} distinct nearest images")
+    for law, m in metrics["samples"].items():
+        print(f"random samples ({SAMPLES}, {law}: {LAWS[law]}): PSNR to the nearest training image "
+              f"{m['nearest_psnr']:.2f} dB, {m['nearest_distinct']} distinct nearest images")
+
+    print(f"detail at each scale: power of the luminance spectrum over the originals' (1: as much structure), at "
+          f"wavelengths {' | '.join(realism.band_names())} of a 256x256 image; distance: RMS of log2 of the ratios "
+          f"(0: every scale as the originals; samples and middles against the training images)")
+    for name, d in metrics["detail"].items():
+        bands = "  ".join("     -" if d[b] is None else f"{d[b]:6.3f}" for b in realism.band_names())
+        print(f"  {SHOWN_AS.get(name, name):32s} {bands}   distance {d['distance']:.2f}")
+
+    if "realism" in metrics:
+        print(f"realism: Fréchet distance / KID x 1000 in the features of the demo domain's network (lower: closer). "
+              f"Reconstructions against their originals, samples and middles against the training images; beside "
+              f"each: real images no run trained on (floor) and real images shrunk to NxN and blown back up, measured "
+              f"the same way on as many images")
+        for name, r in metrics["realism"].items():
+            refs = ", ".join(f"{'floor' if ref == 'floor' else ref[5:] + 'x' + ref[5:]} {v['fd']:.1f} / "
+                             f"{1000 * v['kid']:.1f}" for ref, v in r.items() if ref != "value")
+            print(f"  {SHOWN_AS.get(name, name):32s} {r['value']['fd']:7.1f} / {1000 * r['value']['kid']:.1f}   ({refs})")
+        print("families the network assigns (of 8), and its mean confidence:")
+        for name, c in metrics["coverage"].items():
+            counts = ", ".join(f"{f} {n}" for f, n in c["families"].items() if n)
+            print(f"  {SHOWN_AS.get(name, name):32s} {c['present']} present, confidence {c['confidence']:.2f} ({counts})")
+    else:
+        print(f"no realism measures: {no_realism}")
+
     if "sat_fake" in metrics:
         print(f"what drives the decoder: adversarial gradient / reconstruction gradient "
               f"{metrics['grad_adv_over_rec']:.2g}; fakes' posterior coordinates where tanh is flat "

@@ -56,16 +56,21 @@ def run_map(tmp_path, capsys, model, data, *extra):
 
 def test_map_metrics_without_families(tmp_path, capsys, tiny, images12):
     metrics = run_map(tmp_path, capsys, tiny, images12)
-    recon = {"psnr", "ssim", "blur", "blur_original", "thumb8_psnr", "thumb8_ssim", "thumb16_psnr", "thumb16_ssim"}
-    sampled = {f"{p}sample_{k}" for p in ("", "fitted_") for k in ("blur", "nearest_psnr", "nearest_distinct")}
-    assert set(metrics) == recon | sampled | {"knn_accuracy", "knn_k", "images", "printed", "grad_adv_over_rec",
-                                              "sat_fake"}
+    recon = {"psnr", "ssim", "thumb8_psnr", "thumb8_ssim", "thumb16_psnr", "thumb16_ssim"}
+    assert set(metrics) == recon | {"samples", "detail", "knn_accuracy", "knn_k", "images", "printed",
+                                    "grad_adv_over_rec", "sat_fake"}
     assert metrics["grad_adv_over_rec"] > 0 and 0 <= metrics["sat_fake"] <= 1
     assert metrics["images"] == 12 and metrics["knn_accuracy"] is None and metrics["knn_k"] is None  # one family
     assert "no family accuracy: the file names do not have the form" in metrics["printed"]
-    assert -1 <= metrics["ssim"] <= 1 and 0 <= metrics["blur"] <= 1 and 0 <= metrics["sample_blur"] <= 1
-    assert metrics["fitted_sample_blur"] != metrics["sample_blur"]  # two laws, two sets of samples
-    assert 1 <= metrics["sample_nearest_distinct"] <= 12 and 1 <= metrics["fitted_sample_nearest_distinct"] <= 12
+    assert "no realism measures: the images are not of the demo domain" in metrics["printed"]
+    assert -1 <= metrics["ssim"] <= 1
+    assert set(metrics["samples"]) == set(latent.LAWS)
+    assert len({m["nearest_psnr"] for m in metrics["samples"].values()}) == 3  # three laws, three sets of samples
+    assert all(1 <= m["nearest_distinct"] <= 12 for m in metrics["samples"].values())
+    assert set(metrics["detail"]) == {"reconstructions", "thumb8", "thumb16", "thumb32", "samples prior",
+                                      "samples fitted", "samples posterior", "middles"}
+    assert metrics["detail"]["thumb8"]["2-5 px"] is None  # a 64x64 image holds nothing finer than 8 px of 256
+    assert all(d["distance"] >= 0 for d in metrics["detail"].values())
     assert metrics["thumb16_psnr"] > metrics["thumb8_psnr"]  # more pixels, closer to the original
     model = load_model(tiny)
     images, _ = load_folder(images12, 64)
@@ -163,8 +168,9 @@ def test_gif_plays_forth_and_back(tmp_path):
     assert iio.immeta(tmp_path / "a.gif", index=None)["loop"] == 0
 
 
-def test_nearest_pick_and_samples(tmp_path, tiny):
+def test_nearest_pick_and_samples(tmp_path, tiny, images12):
     model = load_model(tiny)
+    images, _ = load_folder(images12, 64)
     bank = torch.randn(9, model.config.z_dim)
     assert latent.nearest(bank, bank).tolist() == list(range(9))  # each code is nearest to itself
     idx = latent.nearest(latent.lerp(bank[0], bank[1], 6), bank)
@@ -180,6 +186,13 @@ def test_nearest_pick_and_samples(tmp_path, tiny):
     assert torch.equal(samples, latent.sample(model, 6, temperature=0.7))  # seeded
     still = latent.sample(model, 3, temperature=0.0)  # z = 0 for all
     assert torch.allclose(still[0], still[2])
+    mu, logvar = latent.posteriors(model, images)
+    assert torch.equal(mu, latent.encode(model, images)) and logvar.shape == mu.shape
+    codes = latent.sample_codes(40, "posterior", posterior=(mu, logvar), temperature=0.0)  # the means themselves
+    assert all((mu == z).all(1).any() for z in codes)
+    assert latent.sample(model, 4, "fitted", (mu, logvar)).shape == (4, 3, 64, 64)
+    with pytest.raises(ValueError, match="unknown sampling law"):
+        latent.sample_codes(2, "uniform", posterior=(mu, logvar))
     latent.grid_figure(samples, "samples").savefig(tmp_path / "grid.png")
     assert (tmp_path / "grid.png").is_file()
 

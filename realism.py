@@ -1,0 +1,252 @@
+"""Measures of what the eye sees, with no downloaded weights: detail at each scale, and how far a set of
+images lies from real ones in the features of a small network trained on the demo domain.
+
+    python realism.py --train                                  # the network, from scratch (deterministic)
+    python realism.py --train --out saves/fantasy_features.pt  # the file test.py loads (shipped)
+
+PSNR and SSIM reward blur: the average of every image a code could mean scores better than any one sharp
+guess. These measures do not:
+
+- Detail at each scale: the power of the images' luminance spectrum in bands of wavelength, as a ratio to the
+  originals' (1: as much structure at that scale as the real images; 0.1: a tenth of it), and one distance
+  over all bands, the root mean square of log2 of the ratios, which counts too little and too much alike
+  (noise and grid artefacts are not detail).
+- The Fréchet distance (FD) and the kernel inception distance (KID) of Heusel et al. 2017 and Bińkowski et al.
+  2018, computed in the features of `FeatureNet` instead of Inception's (which cannot be downloaded here), as
+  the Fréchet LeNet distance does for MNIST. FeatureNet learns to tell the 8 families of `fantasy.py` apart
+  on images whose seeds are disjoint from the demo set's (0) and the held-out set's (7); its features are the
+  mean activations of every stage, from the edges of the first to the scene of the last, so that both what a
+  picture shows and how its fine texture looks count. The distances are only meaningful on the demo domain.
+"""
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import fantasy
+from checkpoint import CheckpointError, load_strict, safe_load, save_atomic
+
+FORMAT = "fantasy-features/1"
+WIDTHS = (16, 32, 64, 128, 128)  # one stage each, every stage halves the image
+TRAIN_SEED, VALID_SEED = 1000, 1001  # demo seeds of its images: the demo set is 0, the held-out set 7
+TRAIN_PER_FAMILY, VALID_PER_FAMILY = 300, 30
+# Bands of wavelength in pixels of a 256x256 image (in cycles per image width: 256 / wavelength), coarse to fine.
+BANDS = ((40, None), (20, 40), (10, 20), (5, 10), (2, 5))
+
+
+def band_names():
+    return [f"{lo}+ px" if hi is None else f"{lo}-{hi} px" for lo, hi in BANDS]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Detail at each scale
+
+
+def luminance(x):
+    """(N, S, S) grey levels of images (N, 3, S, S) in [0, 1] (Rec. 601 weights)."""
+    return torch.einsum("nchw,c->nhw", x.float(), torch.tensor([0.299, 0.587, 0.114]))
+
+
+def band_power(x):
+    """(N, len(BANDS)) power of each image's luminance spectrum in each band. The image minus its mean is
+    Hann-windowed first, so that its borders (a sky above a sea) do not spread power over every frequency."""
+    grey = luminance(x)
+    s = grey.shape[-1]
+    window = torch.hann_window(s, periodic=False)
+    grey = (grey - grey.mean((1, 2), keepdim=True)) * window[:, None] * window[None, :]
+    power = torch.fft.fft2(grey, norm="ortho").abs().square()  # (N, S, S)
+    f = torch.fft.fftfreq(s) * s  # cycles per image width
+    radius = (f[:, None].square() + f[None, :].square()).sqrt()  # (S, S)
+    bands = []
+    for lo, hi in BANDS:  # a wavelength of w px at 256 is 256 / w cycles per image, at any size
+        inside = (radius >= 1) & (radius <= s / 2) & (radius < 256 / lo)
+        if hi is not None:
+            inside &= radius >= 256 / hi
+        bands.append((power * inside).sum((1, 2)))
+    return torch.stack(bands, 1)
+
+
+def detail(images, originals):
+    """{band name: mean power of images / mean power of originals, ..., "distance": RMS of log2 of the ratios}.
+    A band finer than the images can hold (below 2 pixels of theirs) is None and left out of the distance."""
+    real = band_power(originals).mean(0)
+    ratio = band_power(images).mean(0) / real.clamp_min(1e-20)
+    held = real > 0
+    out = {name: r if h else None for name, r, h in zip(band_names(), ratio.tolist(), held.tolist())}
+    out["distance"] = ratio[held].clamp_min(1e-6).log2().square().mean().sqrt().item()
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The feature network
+
+
+class FeatureNet(nn.Module):
+    """A small classifier of the 8 families: strided conv stages, global average pooling, a linear layer. Its
+    features are every stage's mean activation, standardised with the training images' statistics."""
+
+    def __init__(self, classes=len(fantasy.FAMILIES)):
+        super().__init__()
+        stages, c_in = [], 3
+        for i, c in enumerate(WIDTHS):
+            stages.append(nn.Sequential(nn.Conv2d(c_in, c, 5 if i == 0 else 3, stride=2, padding=2 if i == 0 else 1,
+                                                  bias=False), nn.BatchNorm2d(c), nn.LeakyReLU(0.2)))
+            c_in = c
+        self.stages = nn.ModuleList(stages)
+        self.head = nn.Linear(c_in, classes)
+        self.register_buffer("feature_mean", torch.zeros(sum(WIDTHS)))
+        self.register_buffer("feature_std", torch.ones(sum(WIDTHS)))
+
+    def forward(self, x):  # x: (B, 3, S, S) in [0, 1] -> (family logits (B, 8), raw features (B, sum(WIDTHS)))
+        pooled = []
+        for stage in self.stages:
+            x = stage(x)
+            pooled.append(x.mean((2, 3)))
+        return self.head(pooled[-1]), torch.cat(pooled, 1)
+
+
+@torch.no_grad()
+def embed(net, images, batch_size=32):
+    """Standardised features and family probabilities of images (N, 3, S, S) in [0, 1] or uint8, resized to
+    256x256 (the size the network learned), on the CPU: (N, D), (N, 8)."""
+    feats, probs = [], []
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size].float()
+        x = x / 255 if images.dtype == torch.uint8 else x
+        if x.shape[-1] != 256:
+            x = F.interpolate(x, size=(256, 256), mode="bicubic", align_corners=False).clamp(0, 1)
+        logits, f = net(x)
+        feats.append((f - net.feature_mean) / net.feature_std)
+        probs.append(logits.softmax(1))
+    return torch.cat(feats).double(), torch.cat(probs)
+
+
+def load_net(path):
+    """The FeatureNet saved by `--train`, through the project's one safe loading path."""
+    state = safe_load(path)
+    if state.get("format") != FORMAT or not isinstance(state.get("weights"), dict):
+        raise CheckpointError(f"{path} is not a feature network of this project")
+    net = FeatureNet()
+    load_strict(net, state["weights"], path)
+    return net.eval()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Distances between two sets of features
+
+
+def frechet_distance(a, b):
+    """||m_a - m_b||^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2)) of two sets of features (N, D), as FID. Tr((C_a C_b)^(1/2))
+    is the sum of the square roots of the eigenvalues of C_a^(1/2) C_b C_a^(1/2), which is symmetric."""
+    ma, mb = a.mean(0), b.mean(0)
+    ca, cb = torch.cov(a.T), torch.cov(b.T)
+    w, v = torch.linalg.eigh(ca)
+    root_a = (v * w.clamp_min(0).sqrt()) @ v.T
+    cross = torch.linalg.eigvalsh(root_a @ cb @ root_a).clamp_min(0).sqrt().sum()
+    return ((ma - mb).square().sum() + ca.trace() + cb.trace() - 2 * cross).item()
+
+
+def kid(a, b):
+    """The unbiased estimate of the squared MMD with the kernel (x.y / D + 1)^3, as KID: 0 in expectation for
+    two samples of one distribution, whatever their sizes."""
+    d = a.shape[1]
+    k_aa, k_bb, k_ab = [(x @ y.T / d + 1) ** 3 for x, y in ((a, a), (b, b), (a, b))]
+    m, n = len(a), len(b)
+    return ((k_aa.sum() - k_aa.trace()) / (m * (m - 1)) + (k_bb.sum() - k_bb.trace()) / (n * (n - 1))
+            - 2 * k_ab.mean()).item()
+
+
+def distances(features, reference):
+    return {"fd": frechet_distance(features, reference), "kid": kid(features, reference)}
+
+
+def coverage(probs):
+    """Which families a set of images is assigned to, and how confidently: {"families": {name: count}, "present":
+    how many of the 8, "confidence": mean probability of the assigned family}."""
+    top, assigned = probs.max(1)
+    counts = torch.bincount(assigned, minlength=len(fantasy.FAMILIES)).tolist()
+    return {"families": dict(zip(fantasy.FAMILIES, counts)), "present": sum(c > 0 for c in counts),
+            "confidence": top.mean().item()}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Training the network (python realism.py --train)
+
+
+def demo_images(seed, per_family, log):
+    """uint8 (N, 3, 256, 256) demo images of one seed and their family indices, drawn in memory."""
+    images, labels, start = [], [], time.perf_counter()
+    for k in range(per_family * len(fantasy.FAMILIES)):
+        family, index = k % len(fantasy.FAMILIES), k // len(fantasy.FAMILIES)
+        scene = fantasy.make_scene(fantasy.FAMILIES[family], np.random.default_rng([seed, family, index]))
+        images.append(torch.from_numpy(np.array(scene.convert("RGB"))).permute(2, 0, 1))
+        labels.append(family)
+        if (k + 1) % 400 == 0:
+            log(f"  {k + 1} images of seed {seed} ({time.perf_counter() - start:.0f} s)")
+    return torch.stack(images), torch.tensor(labels)
+
+
+def train(out, epochs=8, batch_size=32, lr=2e-3, log=print):
+    """Train FeatureNet on demo images of TRAIN_SEED, check it on VALID_SEED, store the feature statistics, save."""
+    torch.manual_seed(0)
+    torch.use_deterministic_algorithms(True)
+    log(f"drawing {TRAIN_PER_FAMILY * 8} training and {VALID_PER_FAMILY * 8} validation images (seeds {TRAIN_SEED}, "
+        f"{VALID_SEED})")
+    x, y = demo_images(TRAIN_SEED, TRAIN_PER_FAMILY, log)
+    vx, vy = demo_images(VALID_SEED, VALID_PER_FAMILY, log)
+    net = FeatureNet()
+    opt = torch.optim.Adam(net.parameters(), lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * math.ceil(len(x) / batch_size))
+    g = torch.Generator().manual_seed(0)
+    for epoch in range(epochs):
+        net.train()
+        order, total = torch.randperm(len(x), generator=g), 0.0
+        for i in range(0, len(x), batch_size):
+            idx = order[i:i + batch_size]
+            batch = x[idx].float() / 255
+            flip = torch.rand(len(idx), 1, 1, 1, generator=g) < 0.5  # mirror images are the same places
+            batch = torch.where(flip, batch.flip(-1), batch)
+            loss = F.cross_entropy(net(batch)[0], y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        net.eval()
+        accuracy = (embed(net, vx)[1].argmax(1) == vy).float().mean().item()
+        log(f"epoch {epoch + 1}/{epochs}: training loss {total / len(x):.4f}, validation accuracy {accuracy:.3f}")
+    net.eval()
+    with torch.no_grad():
+        raw = torch.cat([net(x[i:i + batch_size].float() / 255)[1] for i in range(0, len(x), batch_size)])
+    net.feature_mean.copy_(raw.mean(0))
+    net.feature_std.copy_(raw.std(0).clamp_min(1e-6))
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    save_atomic({"format": FORMAT, "weights": net.state_dict(), "validation_accuracy": accuracy,
+                 "seeds": [TRAIN_SEED, VALID_SEED]}, out, keep_previous=False)
+    log(f"wrote {out} (validation accuracy {accuracy:.3f})")
+    return net, accuracy
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train", action="store_true", help="train the feature network on freshly drawn demo images")
+    p.add_argument("--out", default="runs/fantasy_features.pt", help="where --train writes it (default %(default)s; "
+                   "test.py loads saves/fantasy_features.pt)")
+    p.add_argument("--epochs", type=int, default=8, help="training epochs (default %(default)s)")
+    args = p.parse_args(argv)
+    if not args.train:
+        p.error("nothing to do: pass --train")
+    if args.epochs < 1:
+        p.error("--epochs must be at least 1")
+    train(args.out, epochs=args.epochs, log=lambda line: print(line, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The realism and detail measures: their properties, and that the shipped network sees blur, noise and grids."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import realism
+from conftest import ROOT
+from dataset import load_folder
+
+
+def test_detail_is_one_for_the_originals_and_sees_blur_and_noise():
+    x = torch.rand(4, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    same = realism.detail(x, x)
+    assert all(same[b] == pytest.approx(1.0) for b in realism.band_names()) and same["distance"] == pytest.approx(0)
+    assert realism.detail(x[..., :32, :32], x[..., :32, :32])["2-5 px"] is None  # finer than 32 pixels can hold
+    blurred = F.interpolate(F.avg_pool2d(x, 4), scale_factor=4, mode="bilinear", align_corners=False)
+    ratios = [realism.detail(blurred, x)[b] for b in realism.band_names()]
+    assert ratios[-1] < ratios[-2] < 1  # the finer the scale, the more blur removes
+    smooth = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    noisy = (smooth + 0.2 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    assert realism.detail(noisy, smooth)[realism.band_names()[-1]] > 1  # noise is too much fine structure
+    assert realism.detail(noisy, smooth)["distance"] > 0
+
+
+def test_band_power_of_a_pure_wave_falls_in_its_band():
+    s = 256
+    xs = torch.arange(s, dtype=torch.float)
+    for wavelength, band in ((64, 0), (30, 1), (14, 2), (7, 3), (3, 4)):
+        wave = 0.5 + 0.4 * torch.cos(2 * math.pi * xs / wavelength)
+        power = realism.band_power(wave.expand(1, 3, s, s))[0]
+        assert power.argmax().item() == band and power[band] > 0.9 * power.sum(), wavelength
+
+
+def test_frechet_distance_and_kid_of_gaussian_sets():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(400, 5, generator=g, dtype=torch.float64), torch.randn(400, 5, generator=g, dtype=torch.float64)
+    assert realism.frechet_distance(a, a) == pytest.approx(0, abs=1e-8)
+    shifted = b + torch.tensor([3.0, 0, 0, 0, 0], dtype=torch.float64)
+    assert realism.frechet_distance(a, shifted) == pytest.approx(9, rel=0.15)  # ||mean difference||^2 = 9
+    wide = torch.randn(400, 5, generator=g, dtype=torch.float64) * 2  # C = 4 I: Tr(I + 4I - 2 * 2I) = 5
+    assert realism.frechet_distance(a, wide) == pytest.approx(5, rel=0.25)
+    assert abs(realism.kid(a, b)) < 0.02 < realism.kid(a, shifted)  # unbiased: about 0 for the same law
+
+
+def test_coverage_counts_the_families_assigned():
+    probs = torch.zeros(5, 8)
+    probs[[0, 1, 2, 3, 4], [0, 0, 3, 3, 7]] = torch.tensor([0.9, 0.5, 0.7, 0.7, 0.2])
+    c = realism.coverage(probs)
+    assert c["present"] == 3 and c["families"]["islands"] == 2 and c["confidence"] == pytest.approx(0.6)
+
+
+@pytest.fixture(scope="module")
+def halves():
+    """The shipped feature network and the demo set split into two disjoint halves of 40 real images (5 per family)."""
+    net = realism.load_net(ROOT / "saves" / "fantasy_features.pt")
+    images, paths = load_folder(ROOT / "data" / "fantasy", 256)  # sorted: castle_00 ... volcano_09
+    x = images.float() / 255
+    family = torch.tensor([realism.fantasy.FAMILIES.index(p.stem[:-3]) for p in paths])
+    return net, x[0::2], x[1::2], family[0::2]
+
+
+def degrade(x, kind, level):
+    if kind == "blur":  # shrunk to side / level and blown back up
+        small = F.interpolate(x, scale_factor=1 / level, mode="area")
+        return F.interpolate(small, size=x.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+    if kind == "noise":
+        return (x + level * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    grid = torch.zeros(x.shape[-2:])  # the texture of nearest-neighbour upsampling: a line every 4 pixels
+    grid[::4, :] = grid[:, ::4] = 1
+    return (x - level * grid).clamp(0, 1)
+
+
+@pytest.mark.parametrize("kind,levels", [("blur", (2, 4, 8, 16)), ("noise", (0.02, 0.05, 0.1, 0.2)),
+                                         ("grid", (0.03, 0.06, 0.12, 0.25))])
+def test_the_distance_rises_steadily_with_each_degradation_above_its_floor(halves, kind, levels):
+    net, a, b, _ = halves
+    reference = realism.embed(net, b)[0]
+    floor = realism.frechet_distance(realism.embed(net, a)[0], reference)
+    fds = [realism.frechet_distance(realism.embed(net, degrade(a, kind, level))[0], reference) for level in levels]
+    assert floor < fds[0] and all(x < y for x, y in zip(fds, fds[1:])), (floor, fds)
+
+
+def test_the_network_tells_the_families_apart(halves):
+    net, a, _, family = halves
+    assert (realism.embed(net, a)[1].argmax(1) == family).float().mean() >= 0.95
