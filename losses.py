@@ -99,12 +99,13 @@ def encoder_loss(l_rec, l_kl, exp_elbo_r, exp_elbo_f, beta_rec, beta_kl, scale):
     return scale * (beta_rec * l_rec + beta_kl * l_kl) + EXPELBO_WEIGHT * (exp_elbo_r + exp_elbo_f)
 
 
-def decoder_loss(l_rec, kl_r, kl_f, dist, beta_rec, beta_kl, c, scale, gamma_r=0.0, l_rr=None, l_fr=None):
-    """L_D = s (beta_rec L_rec + 1/2 beta_kl (c (K_r + K_f) + (1 - c) dist) + 1/2 gamma_r beta_rec (L_rr + L_fr)).
+def decoder_loss(l_rec, kl_r, kl_f, dist, beta_rec, beta_adv, c, scale, gamma_r=0.0, l_rr=None, l_fr=None):
+    """L_D = s (beta_rec L_rec + 1/2 beta_adv (c (K_r + K_f) + (1 - c) dist) + 1/2 gamma_r beta_rec (L_rr + L_fr)).
 
+    beta_adv, the weight of the adversarial terms, is beta_kl in the official code (--beta-adv unties them).
     L_rr and L_fr may be left out (None) when gamma_r = 0: then they are never computed.
     """
-    loss = beta_rec * l_rec + HALF * beta_kl * (c * (kl_r + kl_f) + (1 - c) * dist)
+    loss = beta_rec * l_rec + HALF * beta_adv * (c * (kl_r + kl_f) + (1 - c) * dist)
     if l_rr is not None:
         loss = loss + HALF * gamma_r * beta_rec * (l_rr + l_fr)
     return scale * loss

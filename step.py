@@ -40,6 +40,7 @@ class Hyper:
     bf16: bool = False  # fast step: networks under bf16 autocast, the loss terms in float32
     tanh: str = "all"  # where rec's and fake's posteriors are tanh-squashed: "all": in AS and the decoder's KL
     #                    terms (official); "both": also in the encoder's KL terms; "as-only": in AS only
+    beta_adv: float = None  # weight of the decoder's adversarial terms; None: beta_kl, as the official code
     augment: float = 0.0  # probability that an image the encoder judges is augmented (augment.py); 0: never
     rec_loss: str = "mse"  # real images' reconstruction term: "mse" (R), "ffl" (R + focal frequency loss) or
     #                        "features" (R, plus the encoder-feature distance in the decoder update)
@@ -163,7 +164,8 @@ def decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=False):
             kl_r, kl_f = (mu_r, lv_r), (mu_f, lv_f)
     k_r, k_f = kl_divergence(*kl_r).mean(), kl_divergence(*kl_f).mean()
     dist = as_term(mu_r, lv_r, mu_f, lv_f, c, "mean")
-    loss = decoder_loss(l_rec, k_r, k_f, dist, hp.beta_rec, hp.beta_kl, c, hp.scale, hp.gamma_r, l_rr, l_fr)
+    beta_adv = hp.beta_kl if hp.beta_adv is None else hp.beta_adv
+    loss = decoder_loss(l_rec, k_r, k_f, dist, hp.beta_rec, beta_adv, c, hp.scale, hp.gamma_r, l_rr, l_fr)
     return loss, rec_part, _detached(dict(loss_d=loss, kl_rec=k_r, kl_fake=k_f, dist_d=dist, **stats))
 
 

@@ -244,7 +244,7 @@ def decoder_drive(model, images, batch=6, seed=0):
         (mu_r, lv_r), (mu_f, lv_f) = squash(mu_r, lv_r), squash(mu_f, lv_f)
     s = image_scale(x.shape[-1])
     parts = [s * meta["beta_rec"] * reconstruction_error(x, rec).mean(),
-             s * 0.5 * meta["beta_kl"] * (kl_divergence(mu_r, lv_r).mean() + kl_divergence(mu_f, lv_f).mean())]
+             s * 0.5 * (meta.get("beta_adv") or meta["beta_kl"]) * (kl_divergence(mu_r, lv_r).mean() + kl_divergence(mu_f, lv_f).mean())]
     params = list(D.parameters())
     norms = [torch.sqrt(sum(g.square().sum() for g in torch.autograd.grad(p, params, retain_graph=True)))
              for p in parts]

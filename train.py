@@ -39,10 +39,10 @@ GRID = 8  # images per row of the sample grids
 # The official AS-IntroVAE's settings (this project's seed); --official puts them back. The defaults differ
 # by the study in the README: reconstruction weighed 10x the KL instead of 1/2, a plain VAE for the first
 # three quarters of the epochs (ALGORITHM.md, Defaults).
-OFFICIAL = {"beta_rec": 0.5, "beta_kl": 1.0, "beta_neg": 256.0, "gamma_r": 1e-8, "tanh": "all", "method": "as",
-            "vae_epochs": 0, "augment": 0.0, "rec_loss": "mse"}
+OFFICIAL = {"beta_rec": 0.5, "beta_kl": 1.0, "beta_adv": None, "beta_neg": 256.0, "gamma_r": 1e-8, "tanh": "all",
+            "method": "as", "vae_epochs": 0, "augment": 0.0, "rec_loss": "mse"}
 # What a checkpoint written before a flag existed ran with (--resume keeps it): the official behaviour.
-BEFORE_FLAG = {"vae_epochs": 0, "augment": 0.0, "rec_loss": "mse"}
+BEFORE_FLAG = {"vae_epochs": 0, "beta_adv": None, "augment": 0.0, "rec_loss": "mse"}
 
 
 class RunError(Exception):
@@ -67,6 +67,9 @@ def parse_args(argv=None):
       "official 1.0 blurs reconstructions, see README)")
     a("--beta-rec", type=float, default=1.0, help="weight of the reconstruction error (default %(default)s; "
       "official 0.5)")
+    a("--beta-adv", type=float, default=None, help="weight of the decoder's adversarial terms (the KL or AS of rec "
+      "and fake); the official code ties it to --beta-kl, which then also sets how much the codes carry (default: "
+      "--beta-kl)")
     a("--beta-neg", type=beta_neg_value, default=256.0, help="weight of the KL/AS of rec and fake images in "
       "expELBO: a number, START:END (geometric from START at the first step to END at the last), or auto (see "
       "README); change it during the run through RUN_DIR/control.json (default %(default)s)")
@@ -91,8 +94,7 @@ def parse_args(argv=None):
       "mse: the squared error R; ffl: R plus the focal frequency loss; features: R plus, in the decoder update, "
       "the distance in the encoder's first feature maps (default %(default)s)")
     a("--official", action="store_true", help="the official AS-IntroVAE's settings instead of this project's "
-      "defaults: " + ", ".join(f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
-                               for k, v in OFFICIAL.items()) + " (flags given beside it win)")
+      "defaults: " + ", ".join(official_flag(k, v) for k, v in OFFICIAL.items()) + " (flags given beside it win)")
     a("--seed", type=int, default=0, help="random seed (default %(default)s)")
     a("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default %(default)s: CUDA if present)")
     a("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt; flags given now override "
@@ -130,6 +132,13 @@ def parse_args(argv=None):
     if args.method == "vae" and args.beta_neg == "auto":
         p.error("--beta-neg auto reads the fake terms, which --method vae does not have")
     return args, given
+
+
+def official_flag(key, value):
+    flag = "--" + key.replace("_", "-")
+    if value is None:
+        return f"{flag} equal to --beta-kl"
+    return f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}"
 
 
 def beta_neg_value(text):
@@ -204,7 +213,7 @@ class Trainer:
         self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, [args.lr_drop_epoch], 0.1)
         self.hp = Hyper(args.beta_kl, args.beta_rec, initial_beta_neg(args), args.gamma_r, image_scale(cfg.image_size),
                         args.method, args.ema_decay, bf16=fast and use_bf16(args.precision, device), tanh=args.tanh,
-                        augment=args.augment, rec_loss=args.rec_loss)
+                        beta_adv=args.beta_adv, augment=args.augment, rec_loss=args.rec_loss)
         # --beta-neg START:END; it ends when beta_neg is set otherwise (control.json, a recovery)
         self.schedule = args.beta_neg if isinstance(args.beta_neg, tuple) else None
         self.step_fn = fast_step if fast else reference_step
@@ -477,7 +486,8 @@ class Run:
         model = host({"encoder": E.state_dict(), "decoder": D.state_dict()})
         meta = {"epoch": t.epoch, "step": t.step, "data": str(self.data_dir), "preset": self.args.preset,
                 "beta_neg": t.hp.beta_neg, "method": self.args.method, "tanh": self.args.tanh,
-                "beta_rec": self.args.beta_rec, "beta_kl": self.args.beta_kl, "augment": self.args.augment,
+                "beta_rec": self.args.beta_rec, "beta_kl": self.args.beta_kl, "beta_adv": self.args.beta_adv,
+                "augment": self.args.augment,
                 "rec_loss": self.args.rec_loss}
         job = self.writer.submit(self.write, state, model, meta, self.history.rows(), self.keep_previous)
         if wait:

@@ -138,7 +138,7 @@ def test_encoder_gradient_raises_kl_of_fakes():
 
 def test_decoder_loss_directions():
     s = image_scale(64)
-    args = dict(beta_rec=0.5, beta_kl=1.0, c=0.5, scale=s)
+    args = dict(beta_rec=0.5, beta_adv=1.0, c=0.5, scale=s)
     base = decoder_loss(torch.tensor(100.0), torch.tensor(5.0), torch.tensor(6.0), torch.tensor(0.1), **args)
     # the decoder wants low rec error, and fakes whose KL (and AS distance to recs) is low: it fools E
     assert decoder_loss(torch.tensor(150.0), torch.tensor(5.0), torch.tensor(6.0), torch.tensor(0.1), **args) > base

@@ -22,6 +22,7 @@ def run(step_fn, model, x, noise, hp, c, memory_format):
 @pytest.mark.parametrize("method,c,options", [
     ("as", 0.0, {}), ("as", 0.6, {}), ("soft", 1.0, {}), ("as", 0.6, {"tanh": "both"}),
     ("as", 0.6, {"augment": 0.5}), ("as", 0.6, {"rec_loss": "ffl"}), ("soft", 1.0, {"rec_loss": "features"}),
+    ("as", 0.3, {"beta_adv": 2.0, "tanh": "as-only"}),
     ("vae", 1.0, {"rec_loss": "features"})])
 def test_fast_step_equals_reference(method, c, options):
     torch.manual_seed(0)
@@ -95,3 +96,20 @@ def test_presets():
     assert preset_config("full", image_size=128).widths == (64, 128, 256, 512, 512)
     with pytest.raises(ValueError):
         preset_config("full", image_size=100)
+
+
+def test_beta_adv_weighs_the_decoders_adversarial_terms_only():
+    torch.manual_seed(0)
+    cfg = preset_config("tiny")
+    model = build_model(cfg)
+    x = torch.rand(4, 3, 64, 64)
+    noise = draw_noise(4, cfg.z_dim, torch.Generator().manual_seed(1), "cpu")
+
+    def step(beta_rec, beta_adv):
+        hp = Hyper(0.1, beta_rec, 256.0, 0.0, image_scale(64), beta_adv=beta_adv)
+        return run(fast_step, model, x, noise, hp, 0.5, torch.contiguous_format)[0]
+
+    assert torch.equal(step(1.0, None)["loss_d"], step(1.0, 0.1)["loss_d"])  # tied to beta_kl by default, as official
+    assert torch.equal(step(1.0, 0.1)["loss_e"], step(1.0, 1.0)["loss_e"])  # the encoder's loss does not see it
+    # without the reconstruction term, L_D is the adversarial part alone: ten times the weight, ten times the loss
+    assert step(0.0, 1.0)["loss_d"].item() == pytest.approx(10 * step(0.0, 0.1)["loss_d"].item(), rel=1e-5)
