@@ -137,7 +137,7 @@ def test_training_on_a_folder_mixing_good_and_bad_files(tmp_path, images12, caps
     (data / "readme.txt").write_text("ignored")
     assert train.main(["--data", str(data), "--epochs", "1", "--out", str(tmp_path / "run"), *TINY]) == 0
     out = capsys.readouterr().out
-    assert "loaded 12 images" in out and "skipped 3" in out
+    assert "loaded 12 images" in out and "skipped 4" in out and "readme.txt (not an image file type)" in out
     assert (tmp_path / "run" / "model.pt").is_file()
 
 
