@@ -1,7 +1,9 @@
 """Images for training: a folder decoded once into memory, and the built-in demo set.
 
-    python dataset.py --make-demo data/fantasy [--count 80] [--seed 0]   # regenerate the demo images
-    python dataset.py --contact-sheet data/fantasy imgs/dataset.png      # the README's contact sheet
+    python dataset.py --make-demo runs/more_places --count 16 --seed 1  # 16 other places, into a new folder
+    python dataset.py --contact-sheet data/fantasy imgs/dataset.png     # the contact sheet in docs/TRAINING.md
+
+`python dataset.py --make-demo data/fantasy` writes the demo set again, pixel for pixel (about 15 s).
 
 `load_folder` survives what real folders hold: every file that cannot be used, and every file of
 another type, is skipped with its reason, reported once in one line. `ImageBatches` keeps the images

@@ -1,8 +1,9 @@
 """Evaluate a trained model: a 2-D map of its latent space, reconstructions, samples and their quality.
 
-    python test.py                                        # the shipped saves/fantasy/model.pt: runs/test/
     python test.py --model runs/fantasy/model.pt --out runs/fantasy/test   # a model you trained
-    python test.py --out imgs                             # redraw the README's figures
+    python test.py --out imgs    # the shipped saves/fantasy/model.pt, and the README's figures redrawn
+
+Without --model it evaluates the shipped saves/fantasy/model.pt, without --out it writes to runs/test.
 
 The figures go into the folder --out: space_viz.png (the map), reconstructions.png and
 samples_nearest.png; with --out NAME.png the map is NAME.png and the other figures go beside it.

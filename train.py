@@ -1,12 +1,12 @@
 """Train AS-IntroVAE on a folder of images (the algorithm: docs/ALGORITHM.md).
 
-    python train.py --preset small --epochs 5             # a first run on a CPU, about a minute: runs/fantasy
-    python test.py --model runs/fantasy/model.pt          # its latent map, reconstructions and metrics
-    python train.py --resume --epochs 10                  # go on with runs/fantasy to epoch 10
-    echo '{"beta_neg": 64}' > runs/fantasy/control.json   # change beta_neg while it runs
-    python train.py --data ~/my_places                    # your own folder of images: runs/my_places
-    python train.py                                       # the full model, 400 epochs (a GPU)
-    torchrun --standalone --nproc_per_node=4 train.py     # DistributedDataParallel over 4 GPUs
+    python train.py --preset small --epochs 5                  # a first run on a CPU, about a minute: runs/fantasy
+    python test.py --model runs/fantasy/model.pt --out runs/fantasy/test   # its latent map and metrics
+    python train.py --data ~/my_places                         # your own images, full model, 400 epochs (GPU)
+    echo '{"beta_neg": 64}' > runs/my_places/control.json      # change beta_neg while it runs
+    python train.py --data ~/my_places --resume --epochs 500   # go on where it stopped, to epoch 500
+    python train.py --data ~/my_places --overwrite             # delete that run and start again
+    torchrun --standalone --nproc_per_node=4 train.py --data ~/my_places   # DistributedDataParallel, 4 GPUs
 
 A run folder (--out, default runs/<name of the data folder>) belongs to one run. It receives
 checkpoint.pt (everything, for --resume; the one before is kept as checkpoint.prev.pt), model.pt
@@ -53,8 +53,8 @@ RUN_FILES = ("checkpoint.pt", "checkpoint.prev.pt", "model.pt", "history.csv")  
 # what --overwrite deletes: the run's files and what it drew and read (other files in the folder stay)
 OVERWRITTEN = (*RUN_FILES, "checkpoint.pt.tmp", "model.pt.tmp", "losses.png", "control.json", "samples/epoch_*.png")
 # The official AS-IntroVAE's settings (this project's seed); --official puts them back. The defaults differ
-# by the study in the README: reconstruction weighed 10x the KL instead of 1/2, a plain VAE for the first
-# three quarters of the epochs (ALGORITHM.md, Defaults).
+# by the study (docs/STUDY.md): reconstruction weighed 10x the KL instead of 1/2, a plain VAE for the first
+# three quarters of the epochs (docs/ALGORITHM.md, Defaults).
 OFFICIAL = {"beta_rec": 0.5, "beta_kl": 1.0, "beta_neg": 256.0, "gamma_r": 1e-8, "tanh": "all", "method": "as",
             "vae_epochs": 0}
 
