@@ -78,12 +78,12 @@ def parse_args(argv=None):
     a("--lr-drop-epoch", type=int, default=350, help="multiply the learning rates by 0.1 after this epoch "
       "(default %(default)s)")
     a("--beta-kl", type=float, default=0.1, help="weight of the KL of real images (default %(default)s; the "
-      "official 1.0 blurs reconstructions, see README)")
+      "official 1.0 blurs reconstructions, see docs/STUDY.md)")
     a("--beta-rec", type=float, default=1.0, help="weight of the reconstruction error (default %(default)s; "
       "official 0.5)")
     a("--beta-neg", type=beta_neg_value, default=256.0, help="weight of the KL/AS of rec and fake images in "
       "expELBO: a number, START:END (geometric from START at the first step to END at the last), or auto (see "
-      "README); change it during the run through RUN_DIR/control.json (default %(default)s)")
+      "docs/TRAINING.md); change it during the run through the run folder's control.json (default %(default)s)")
     a("--beta-neg-min", type=float, default=4.0, help="lower bound of --beta-neg auto (default %(default)s)")
     a("--beta-neg-max", type=float, default=256.0, help="upper bound of --beta-neg auto and of the raises after "
       "a divergence; auto starts there (default %(default)s)")
