@@ -1,6 +1,6 @@
 """Train AS-IntroVAE on a folder of images (the algorithm: docs/ALGORITHM.md).
 
-    python train.py --preset small --epochs 5                  # a first run on a CPU, about a minute: runs/fantasy
+    python train.py --preset small --epochs 5                  # a first run on a CPU, minutes: runs/fantasy
     python test.py --model runs/fantasy/model.pt --out runs/fantasy/test   # its latent map and metrics
     python train.py --data ~/my_places                         # your own images, full model, 400 epochs (GPU)
     echo '{"beta_neg": 64}' > runs/my_places/control.json      # change beta_neg while it runs
