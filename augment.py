@@ -4,7 +4,7 @@ Augmentation for Data-Efficient GAN Training, NeurIPS 2020).
 With 80 images the encoder, which plays the discriminator, can learn the training set by heart and reject
 everything else. Showing it real and generated images under the same random colour change, translation
 and cutout, with the gradient flowing through the augmentation into the decoder, keeps it from that. The
-decoder is never asked to draw an augmented image (ALGORITHM.md, "Augmentation").
+decoder is never asked to draw an augmented image (docs/ALGORITHM.md, "Augmentation").
 
 Every random number is drawn up front (`draw`, called by step.draw_noise), so that the reference and the
 fast step augment identically.

@@ -1,7 +1,7 @@
 """beta_neg while a run goes on: by hand through RUN_DIR/control.json, automatically with
 --beta-neg auto, and raised after a divergence.
 
-    echo '{"beta_neg": 64}' > saves/fantasy/control.json
+    echo '{"beta_neg": 64}' > runs/fantasy/control.json
 
 The training loop polls the file when it logs; a new valid value applies from the next step and wins
 over the automatic controller.

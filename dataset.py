@@ -1,11 +1,13 @@
 """Images for training: a folder decoded once into memory, and the built-in demo set.
 
-    python dataset.py --make-demo data/fantasy [--count 80] [--seed 0]   # regenerate the demo images
-    python dataset.py --contact-sheet data/fantasy imgs/dataset.png      # the README's contact sheet
+    python dataset.py --make-demo runs/more_places --count 16 --seed 1  # 16 other places, into a new folder
+    python dataset.py --contact-sheet data/fantasy imgs/dataset.png     # the contact sheet in docs/TRAINING.md
 
-`load_folder` survives what real folders hold: every file that cannot be used is skipped with its
-reason, reported once in one line. `ImageBatches` keeps the images on the training device as uint8
-and does the shuffling and the random horizontal flips there.
+`python dataset.py --make-demo data/fantasy` writes the demo set again, pixel for pixel (about 15 s).
+
+`load_folder` survives what real folders hold: every file that cannot be used, and every file of
+another type, is skipped with its reason, reported once in one line. `ImageBatches` keeps the images
+on the training device as uint8 and does the shuffling and the random horizontal flips there.
 """
 import argparse
 import errno
@@ -19,17 +21,21 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from cli import Parser
+
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 BACKGROUND = (128, 128, 128)  # transparent pixels are composited on neutral grey
 MAX_PIXELS = 64_000_000  # larger images are refused as decompression bombs (PIL warns at 89 M)
+NAMED = 20  # skipped files named in the report; the rest are counted
 
 
 class DatasetError(Exception):
     """A problem with the user's folder, reported as one line without a traceback."""
 
 
-def find_images(folder):
-    """Image files under folder, recursively, sorted for determinism.
+def find_images(folder, others=None):
+    """Image files under folder, recursively, sorted for determinism; files of other types are appended
+    to the list others when one is given.
 
     Symbolic links are followed, but each real folder and file is taken once: a link loop ends, and a
     second link to the same image adds no duplicate.
@@ -45,10 +51,29 @@ def find_images(folder):
         for name in sorted(files):
             path = Path(root) / name
             real = os.path.realpath(path)
-            if path.suffix.lower() in EXTENSIONS and real not in seen:
+            if path.suffix.lower() not in EXTENSIONS:
+                if others is not None:
+                    others.append(path)
+            elif real not in seen:
                 seen.add(real)
                 found.append(path)
     return found
+
+
+def check_folder(folder, flag="--data"):
+    """Raise a DatasetError unless folder is an existing folder (before any work is done on it)."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise DatasetError(f"image folder {folder} does not exist; pass {flag} DIR "
+                           f"(or make the demo set there: python dataset.py --make-demo {folder})")
+    if not folder.is_dir():
+        raise DatasetError(f"image folder {folder} is not a folder but a file; pass {flag} DIR")
+
+
+def listed(entries):
+    """Up to NAMED entries joined by commas, and how many more there are."""
+    more = f" and {len(entries) - NAMED} more" if len(entries) > NAMED else ""
+    return ", ".join(entries[:NAMED]) + more
 
 
 def _to_rgb(img):
@@ -100,14 +125,15 @@ def _reason(err):
 def load_folder(folder, size, min_images=1, log=print):
     """All usable images of folder as a uint8 tensor (N, 3, size, size), plus their paths."""
     folder = Path(folder)
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        raise DatasetError(f"image folder {folder} {what}; pass --data DIR "
-                           f"(or make the demo set: python dataset.py --make-demo {folder})")
-    paths = find_images(folder)
+    check_folder(folder)
+    others = []
+    paths = find_images(folder, others)
+    names = sorted(str(p.relative_to(folder)) for p in others)
     if not paths:
-        raise DatasetError(f"no images (jpg, jpeg, png, webp, bmp, gif) in {folder}; pass --data DIR")
-    arrays, kept, skipped, small = [], [], [], []
+        held = f" (only {len(others)} files of other types: {listed(names)})" if others else ""
+        raise DatasetError(f"no images (jpg, jpeg, png, webp, bmp, gif) in {folder}{held}; pass --data DIR")
+    arrays, kept, small = [], [], []
+    skipped = [f"{name} (not an image file type)" for name in names]
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)  # PIL's 89 M pixel warning: refuse
         for p in paths:
@@ -127,7 +153,7 @@ def load_folder(folder, size, min_images=1, log=print):
                 small.append(p.relative_to(folder))
     line = f"loaded {len(kept)} images from {folder}"
     if skipped:
-        line += f", skipped {len(skipped)}: " + ", ".join(skipped)
+        line += f", skipped {len(skipped)}: " + listed(sorted(skipped))
     log(line)
     if small:
         log(f"warning: {len(small)} images smaller than {size} px were upscaled (e.g. {small[0]})")
@@ -166,23 +192,46 @@ class ImageBatches:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--make-demo", metavar="DIR", help="write the procedural demo images to DIR")
+    p = Parser(prog="dataset.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--make-demo", metavar="DIR", help="write the procedural demo images to DIR, a new or empty "
+                   "folder (or one that holds only the files it writes: they are regenerated)")
     p.add_argument("--count", type=int, default=80, help="number of demo images (default 80, 10 per family)")
     p.add_argument("--seed", type=int, default=0, help="seed of the demo images (default 0)")
     p.add_argument("--contact-sheet", nargs=2, metavar=("DIR", "PNG"), help="a labelled sheet of DIR's images")
     args = p.parse_args(argv)
     if not (args.make_demo or args.contact_sheet):
         p.error("nothing to do: pass --make-demo DIR or --contact-sheet DIR PNG")
+    if args.count < 1:
+        p.error(f"--count must be at least 1, got {args.count}")
+    if args.seed < 0:
+        p.error(f"--seed must be at least 0, got {args.seed}")
     import fantasy
     if args.make_demo:
-        if Path(args.make_demo).exists() and not Path(args.make_demo).is_dir():
-            p.error(f"--make-demo {args.make_demo}: a file of that name exists; give a folder")
+        folder = Path(args.make_demo)
+        if folder.exists() and not folder.is_dir():
+            p.error(f"--make-demo {folder}: a file of that name exists; give a folder")
+        writes = {f"{fantasy.FAMILIES[k % len(fantasy.FAMILIES)]}_{k // len(fantasy.FAMILIES):02d}.png"
+                  for k in range(args.count)}  # fantasy.make_demo's file names
+        others = sorted(q.name for q in folder.iterdir() if q.name not in writes) if folder.is_dir() else []
+        if others:
+            p.error(f"--make-demo {folder}: the folder holds {len(others)} files the demo set would mix with "
+                    f"({listed(others)}); give a new or empty folder")
+    if args.contact_sheet:
+        folder, png = args.contact_sheet
+        try:
+            check_folder(folder, "--contact-sheet")
+        except DatasetError as err:
+            p.error(str(err))
+        if Path(png).is_dir():
+            p.error(f"--contact-sheet {folder} {png}: {png} is a folder; give the name of a PNG file")
+    if args.make_demo:
         paths = fantasy.make_demo(args.make_demo, count=args.count, seed=args.seed)
         print(f"wrote {len(paths)} images to {args.make_demo}")
     if args.contact_sheet:
-        folder, png = args.contact_sheet
-        fantasy.contact_sheet(find_images(folder), png)
+        paths = find_images(folder)
+        if not paths:
+            p.error(f"--contact-sheet {folder}: no images in it")
+        fantasy.contact_sheet(paths, png)
         print(f"wrote {png}")
 
 

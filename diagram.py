@@ -1,7 +1,7 @@
 """Draw the AS-IntroVAE training flow for the README: `python diagram.py` -> imgs/as_introvae_flow.png.
 
 Matplotlib only (Agg). The canvas is 16 x 9 data units at 100 dpi, so one unit is 100 px and every
-position in the layout table below can be nudged by eye. Formulas follow ALGORITHM.md.
+position in the layout table below can be nudged by eye. Formulas follow docs/ALGORITHM.md.
 """
 import os
 

@@ -87,8 +87,7 @@ def main(argv=None):
         result["img_per_s"] = train_speed(run, max(1, images // 6))
         result["epochs"] = epochs
     step("test", [py, "test.py", "--model", str(run / "model.pt"), "--data", args.data, "--device", args.device,
-                  "--out", str(out / "space_viz.png"), "--recon-out", str(out / "reconstructions.png"),
-                  "--samples-out", str(out / "samples_nearest.png")], 300, summary, out)
+                  "--out", str(out)], 300, summary, out)
     step("torchrun", [py, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "train.py", "--data",
                       args.data, "--out", str(out / "ddp"), "--device", args.device, *model, "--epochs", "2"],
          300, summary, out)

@@ -1,4 +1,4 @@
-"""The terms of AS-IntroVAE as pure functions (ALGORITHM.md, "Terms").
+"""The terms of AS-IntroVAE as pure functions (docs/ALGORITHM.md, "Terms").
 
 Per-image terms return a (B,) tensor; the caller takes means. Nothing here holds state.
 """

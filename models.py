@@ -1,6 +1,6 @@
 """Encoder and decoder of AS-IntroVAE (Soft-IntroVAE's ResNet-style networks), and their config.
 
-The networks follow ALGORITHM.md ("Networks"). A model is fully described by a
+The networks follow docs/ALGORITHM.md ("Networks"). A model is fully described by a
 `ModelConfig`, which every checkpoint and exported model stores, so `build_model(config)` rebuilds it.
 """
 from dataclasses import asdict, dataclass, fields

@@ -1,6 +1,6 @@
 """One AS-IntroVAE training iteration, two ways: the literal reference and the fast default.
 
-`reference_step` follows ALGORITHM.md ("One iteration") line by line.
+`reference_step` follows docs/ALGORITHM.md ("One iteration") line by line.
 `fast_step` has the same mathematics and does less work:
   - fake = D(n) and rec = D(z) are computed once: the decoder's weights do not change between the
     encoder update and the decoder update, so the reference computes them twice with equal results;

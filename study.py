@@ -79,11 +79,11 @@ def commands(stage, name, seed):
     run = RUNS / stage / f"{name}-s{seed}"
     stage_flags, base = STAGES[stage]
     flags = [*stage_flags, *base, *CONFIGS[name]]
+    # --overwrite: a configuration interrupted before its result was written starts again
     train = ["python", "train.py", *flags, "--seed", str(seed), "--out", str(run), "--save-every", "1000",
-             "--sample-every", "20"]
+             "--sample-every", "20", "--overwrite"]
     data = flags[flags.index("--data"):][:2] if "--data" in flags else []  # test.py measures the same images
-    test = ["python", "test.py", "--model", str(run / "model.pt"), *data, "--out", str(run / "space_viz.png"),
-            "--recon-out", str(run / "reconstructions.png"), "--samples-out", str(run / "samples_nearest.png")]
+    test = ["python", "test.py", "--model", str(run / "model.pt"), *data, "--out", str(run)]
     return run, train, test
 
 

@@ -1,7 +1,12 @@
 """Evaluate a trained model: a 2-D map of its latent space, reconstructions, samples and their quality.
 
-    python test.py                                        # saves/fantasy/model.pt on data/fantasy
-    python test.py --model saves/mine/model.pt --data ~/my_places --heldout ~/my_other_places --method pca
+    python test.py --model runs/fantasy/model.pt --out runs/fantasy/test   # a model you trained
+    python test.py --out imgs    # the shipped saves/fantasy/model.pt, and the README's figures redrawn
+
+Without --model it evaluates the shipped saves/fantasy/model.pt, without --out it writes to runs/test.
+
+The figures go into the folder --out: space_viz.png (the map), reconstructions.png and
+samples_nearest.png; with --out NAME.png the map is NAME.png and the other figures go beside it.
 
 Every image is encoded to its posterior mean mu (eval mode, deterministic). The map (t-SNE or PCA of
 mu) draws each image as a thumbnail, framed in the colour of its family when the file names have the
@@ -52,7 +57,8 @@ from sklearn.neighbors import NearestNeighbors
 import fantasy
 import realism
 from checkpoint import CheckpointError, load_model
-from dataset import DatasetError, load_folder
+from cli import Parser
+from dataset import DatasetError, check_folder, load_folder
 from distributed import pick_device
 from latent import LAWS, decode, encode, nearest, posteriors, rows_figure, sample
 from losses import image_scale, kl_divergence, reconstruction_error, saturation, squash
@@ -74,7 +80,7 @@ DEMO, HELDOUT, HELDOUT_SEED = Path("data/fantasy"), Path("data/fantasy_heldout")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="test.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--model", default="saves/fantasy/model.pt", help="exported model written by train.py (default %(default)s)")
     a("--data", default=str(DEMO), help="folder of training images to encode, searched recursively "
@@ -84,24 +90,40 @@ def parse_args(argv=None):
       "none: skip (default %(default)s)")
     a("--method", default="tsne", choices=["tsne", "pca"], help="2-D embedding of the latent means "
       "(default %(default)s)")
-    a("--out", default="imgs/space_viz.png", help="where to write the map (default %(default)s)")
-    a("--recon-out", default="imgs/reconstructions.png", help="where to write the originals over their "
-      "reconstructions (default %(default)s)")
-    a("--samples-out", default="imgs/samples_nearest.png", help="where to write random samples over their "
-      "nearest training images (default %(default)s)")
+    a("--out", default="runs/test", help="folder for the figures: space_viz.png, reconstructions.png, "
+      "samples_nearest.png (default %(default)s; --out imgs redraws the README's); a name ending in .png is the "
+      "map's, and the other figures go beside it")
+    a("--recon-out", help=argparse.SUPPRESS)  # older commands (study.py's) name the other two figures too
+    a("--samples-out", help=argparse.SUPPRESS)
     a("--features", default=str(FEATURES), help="the demo domain's feature network for the realism measures "
       "(realism.py; default %(default)s)")
     a("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default %(default)s: CUDA, then MPS, "
       "then CPU)")
     a("--batch-size", type=int, default=32, help="images per forward pass (default %(default)s)")
-    a("--seed", type=int, default=0, help="random state of t-SNE (default %(default)s)")
+    a("--seed", type=int, default=0, help="random state of t-SNE and of the samples (default %(default)s)")
     args = p.parse_args(argv)
     if args.batch_size < 1:
-        p.error("--batch-size must be at least 1")
+        p.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not 0 <= args.seed < 2 ** 32:
+        p.error(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
+    if not Path(args.model).exists():
+        p.error(f"--model {args.model} does not exist; give a model.pt written by train.py")
     try:
         args.device = pick_device(args.device)
-    except ValueError as err:
+        check_folder(args.data)
+        if args.heldout not in ("auto", "none"):
+            check_folder(args.heldout, "--heldout")
+    except (ValueError, DatasetError) as err:
         p.error(str(err))
+    out = Path(args.out)
+    if out.suffix.lower() == ".png":  # the map's file: the other figures go beside it
+        args.out, args.map_out = out.parent, out
+    elif out.exists() and not out.is_dir():
+        p.error(f"--out {out} is a file; give a folder for the figures")
+    else:
+        args.out, args.map_out = out, out / "space_viz.png"
+    args.recon_out = args.recon_out or args.out / "reconstructions.png"
+    args.samples_out = args.samples_out or args.out / "samples_nearest.png"
     return args
 
 
@@ -366,7 +388,8 @@ def evaluate(args):
     name = args.model if "epoch" not in model.meta else f"{args.model} (epoch {model.meta['epoch']})"
     xy, axis_names = embed(mu.numpy(), args.method, args.seed)
     label = {"tsne": "t-SNE", "pca": "PCA"}[args.method]
-    save(map_figure(xy, images, families, axis_names, f"{label} of the latent means: {name}, {n} images"), args.out)
+    save(map_figure(xy, images, families, axis_names, f"{label} of the latent means: {name}, {n} images"),
+         args.map_out)
 
     idx = shown(n, families)
     original = images[idx].float().div(255)

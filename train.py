@@ -1,19 +1,26 @@
-"""Train AS-IntroVAE on a folder of images (the algorithm: ALGORITHM.md).
+"""Train AS-IntroVAE on a folder of images (the algorithm: docs/ALGORITHM.md).
 
-    python train.py                                          # demo set data/fantasy, full model, GPU
-    python train.py --preset small --epochs 5 --out runs/demo  # a first run on a laptop CPU (minutes)
-    python train.py --data ~/my_places --out saves/mine      # your own folder
-    python train.py --resume --epochs 500                    # go on from saves/fantasy/checkpoint.pt
-    torchrun --standalone --nproc_per_node=4 train.py        # DistributedDataParallel over 4 GPUs
-    echo '{"beta_neg": 64}' > saves/fantasy/control.json     # change beta_neg while it runs
+    python train.py --preset small --epochs 5                  # a first run on a CPU, minutes: runs/fantasy
+    python test.py --model runs/fantasy/model.pt --out runs/fantasy/test   # its latent map and metrics
+    python train.py --data ~/my_places                         # your own images, full model, 400 epochs (GPU)
+    echo '{"beta_neg": 64}' > runs/my_places/control.json      # change beta_neg while it runs
+    python train.py --data ~/my_places --resume --epochs 500   # go on where it stopped, to epoch 500
+    python train.py --data ~/my_places --overwrite             # delete that run and start again
+    torchrun --standalone --nproc_per_node=4 train.py --data ~/my_places   # DistributedDataParallel, 4 GPUs
 
-A run directory receives checkpoint.pt (everything, for --resume), model.pt (encoder, EMA decoder and
-config, for test.py and the notebook), samples/, history.csv and losses.png.
+A run folder (--out, default runs/<name of the data folder>) belongs to one run. It receives
+checkpoint.pt (everything, for --resume; the one before is kept as checkpoint.prev.pt), model.pt
+(encoder, EMA decoder and config, for test.py and the notebook), samples/, history.csv and
+losses.png. A second train.py on a folder in use is refused, and so is a new run in a folder that
+holds one (any of checkpoint.pt, checkpoint.prev.pt, model.pt, history.csv) unless --resume goes on
+with it or --overwrite starts again in its place. Under torchrun, rank 0 holds the folder.
 """
 import argparse
 import copy
 import math
+import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -26,19 +33,28 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
+try:
+    import fcntl  # the run folder's lock; Windows has none, and runs there are not locked
+except ImportError:
+    fcntl = None
+
 import distributed
 from checkpoint import CheckpointError, export_model, load_strict, load_with_fallback, save_atomic
 from control import AutoBetaNeg, ControlFile, DivergenceGuard
-from dataset import DatasetError, ImageBatches, load_folder
+from cli import Parser
+from dataset import DatasetError, ImageBatches, check_folder, load_folder
 from losses import image_scale, transition_coefficient
 from models import PRESETS, ModelConfig, build_model, count_parameters, preset_config, reparameterize
 from report import History, plot_history, save_grid
 from step import Hyper, draw_noise, fast_step, reference_step
 
 GRID = 8  # images per row of the sample grids
+RUN_FILES = ("checkpoint.pt", "checkpoint.prev.pt", "model.pt", "history.csv")  # a folder with one holds a run
+# what --overwrite deletes: the run's files and what it drew and read (other files in the folder stay)
+OVERWRITTEN = (*RUN_FILES, "checkpoint.pt.tmp", "model.pt.tmp", "losses.png", "control.json", "samples/epoch_*.png")
 # The official AS-IntroVAE's settings (this project's seed); --official puts them back. The defaults differ
-# by the study in the README: reconstruction weighed 10x the KL instead of 1/2, a plain VAE for the first
-# three quarters of the epochs (ALGORITHM.md, Defaults).
+# by the study (docs/STUDY.md): reconstruction weighed 10x the KL instead of 1/2, a plain VAE for the first
+# three quarters of the epochs (docs/ALGORITHM.md, Defaults).
 OFFICIAL = {"beta_rec": 0.5, "beta_kl": 1.0, "beta_adv": None, "beta_neg": 256.0, "gamma_r": 1e-8, "tanh": "all",
             "method": "as", "vae_epochs": 0, "augment": 0.0, "rec_loss": "mse"}
 # What a checkpoint written before a flag existed ran with (--resume keeps it): the official behaviour.
@@ -50,10 +66,10 @@ class RunError(Exception):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="train.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--data", default="data/fantasy", help="folder of training images, searched recursively (default %(default)s)")
-    a("--out", default=None, help="run directory (default saves/<name of the data folder>)")
+    a("--out", default=None, help="run folder (default runs/<name of the data folder>)")
     a("--preset", default="full", choices=list(PRESETS),
       help="model size: full (42 M parameters, GPU), small (3.8 M, CPU), tiny (64x64, tests) (default %(default)s)")
     a("--image-size", type=int, default=None, choices=[64, 128, 256], help="image size (default: the preset's)")
@@ -64,7 +80,7 @@ def parse_args(argv=None):
     a("--lr-drop-epoch", type=int, default=350, help="multiply the learning rates by 0.1 after this epoch "
       "(default %(default)s)")
     a("--beta-kl", type=float, default=0.1, help="weight of the KL of real images (default %(default)s; the "
-      "official 1.0 blurs reconstructions, see README)")
+      "official 1.0 blurs reconstructions, see docs/STUDY.md)")
     a("--beta-rec", type=float, default=1.0, help="weight of the reconstruction error (default %(default)s; "
       "official 0.5)")
     a("--beta-adv", type=float, default=None, help="weight of the decoder's adversarial terms (the KL or AS of rec "
@@ -72,7 +88,7 @@ def parse_args(argv=None):
       "--beta-kl)")
     a("--beta-neg", type=beta_neg_value, default=256.0, help="weight of the KL/AS of rec and fake images in "
       "expELBO: a number, START:END (geometric from START at the first step to END at the last), or auto (see "
-      "README); change it during the run through RUN_DIR/control.json (default %(default)s)")
+      "docs/TRAINING.md); change it during the run through the run folder's control.json (default %(default)s)")
     a("--beta-neg-min", type=float, default=4.0, help="lower bound of --beta-neg auto (default %(default)s)")
     a("--beta-neg-max", type=float, default=256.0, help="upper bound of --beta-neg auto and of the raises after "
       "a divergence; auto starts there (default %(default)s)")
@@ -97,8 +113,10 @@ def parse_args(argv=None):
       "defaults: " + ", ".join(official_flag(k, v) for k, v in OFFICIAL.items()) + " (flags given beside it win)")
     a("--seed", type=int, default=0, help="random seed (default %(default)s)")
     a("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default %(default)s: CUDA if present)")
-    a("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt; flags given now override "
-      "the saved ones")
+    a("--resume", action="store_true", help="go on with the run in the run folder from its checkpoint.pt (or "
+      "checkpoint.prev.pt); flags given now override the saved ones")
+    a("--overwrite", action="store_true", help="start a new run in a run folder that holds one, deleting that run's "
+      "files first")
     a("--save-every", type=int, default=10, help="write checkpoint.pt and model.pt every N epochs "
       "(default %(default)s; also at the end and on Ctrl-C)")
     a("--sample-every", type=int, default=5, help="write a sample grid every N epochs (default %(default)s)")
@@ -122,16 +140,80 @@ def parse_args(argv=None):
                 setattr(args, k, v)
     if args.vae_epochs is None:
         args.vae_epochs = args.epochs * 3 // 4
-    for k in ("epochs", "batch_size", "save_every", "sample_every", "log_every"):
-        if getattr(args, k) < 1:
-            p.error(f"--{k.replace('_', '-')} must be at least 1")
-    if not 0 < args.beta_neg_min <= args.beta_neg_max:
-        p.error("need 0 < --beta-neg-min <= --beta-neg-max")
-    if not 0 <= args.augment <= 1:
-        p.error("--augment is a probability: between 0 and 1")
-    if args.method == "vae" and args.beta_neg == "auto":
-        p.error("--beta-neg auto reads the fake terms, which --method vae does not have")
+    if args.out is None:
+        args.out = str(Path("runs") / Path(args.data).expanduser().resolve().name)
+    for message in impossible(args, given):
+        p.error(message)
     return args, given
+
+
+def impossible(args, given):
+    """What is wrong with the arguments, one message each; checked before any work is done."""
+    for k in ("epochs", "batch_size", "save_every", "sample_every", "log_every", "z_dim", "max_steps", "lr_drop_epoch"):
+        value = getattr(args, k)
+        if value is not None and value < 1:
+            yield f"--{k.replace('_', '-')} must be at least 1, got {value}"
+    if args.vae_epochs < 0:
+        yield f"--vae-epochs must be at least 0, got {args.vae_epochs}"
+    for k in ("lr", "beta_rec"):
+        if not 0 < getattr(args, k) < math.inf:
+            yield f"--{k.replace('_', '-')} must be a positive number, got {getattr(args, k)}"
+    for k in ("beta_kl", "gamma_r"):
+        if not 0 <= getattr(args, k) < math.inf:
+            yield f"--{k.replace('_', '-')} must be 0 or a positive number, got {getattr(args, k)}"
+    if args.beta_adv is not None and not 0 <= args.beta_adv < math.inf:
+        yield f"--beta-adv must be 0 or a positive number, got {args.beta_adv}"
+    if not 0 <= args.augment <= 1:
+        yield f"--augment is a probability: between 0 and 1, got {args.augment}"
+    if not 0 <= args.ema_decay <= 1:
+        yield f"--ema-decay must be between 0 and 1, got {args.ema_decay}"
+    if not 0 < args.beta_neg_min <= args.beta_neg_max < math.inf:
+        yield "need 0 < --beta-neg-min <= --beta-neg-max"
+    if args.method == "vae" and args.beta_neg == "auto":
+        yield "--beta-neg auto reads the fake terms, which --method vae does not have"
+    if args.resume and args.overwrite:
+        yield "--resume goes on with the run in the folder, --overwrite deletes it: give one of them"
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        yield f"--out {out} is a file; give a folder for the run"
+    elif args.resume and not any((out / name).is_file() for name in ("checkpoint.pt", "checkpoint.prev.pt")):
+        yield (f"nothing to resume: {out / 'checkpoint.pt'} does not exist; start the run without --resume "
+               f"(python train.py --out {out})")
+    if not args.resume or "data" in given:  # on --resume the data folder comes from the checkpoint
+        try:
+            check_folder(args.data)
+        except DatasetError as err:
+            yield str(err)
+
+
+def claim(folder, args):
+    """Make folder the run's own: lock it for as long as this process lives (the kernel releases the lock
+    when the process ends, even by kill -9), then check that --resume, --overwrite or an empty folder
+    agree with what it holds. Returns the open lock file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = open(folder / "train.lock", "a+")
+    if fcntl:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            lock.close()
+            raise RunError(f"{folder} is in use by {holder}; wait for it to end or give another --out") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"train.py, process {os.getpid()} on {socket.gethostname()}\n")
+    lock.flush()
+    held = [name for name in RUN_FILES if (folder / name).exists()]
+    if held and not (args.resume or args.overwrite):
+        lock.close()
+        raise RunError(f"{folder} holds a run ({', '.join(held)}); go on with it with --resume, start again in "
+                       f"its place with --overwrite, or give another --out")
+    if args.overwrite:
+        for pattern in OVERWRITTEN:
+            for path in folder.glob(pattern):
+                path.unlink()
+    return lock
 
 
 def official_flag(key, value):
@@ -342,7 +424,29 @@ class Run:
         self.main = self.rank == 0
         self.log = tqdm.write if self.main else (lambda *a, **k: None)
         self.data_dir = Path(args.data)
-        self.dir = Path(args.out or Path("saves") / self.data_dir.name)
+        self.dir = Path(args.out)
+        error, self.lock = None, None
+        if self.main:  # rank 0 holds the folder; every rank learns whether it could
+            try:
+                self.lock = claim(self.dir, args)
+            except RunError as err:
+                error = err
+        if distributed.any_rank(error is not None, self.device):
+            raise error or RunError(f"rank 0 could not take the run folder {self.dir}")
+        try:
+            self.prepare(args, given)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self):
+        """Let go of the run folder (the process's end would too)."""
+        if self.lock:
+            self.lock.close()
+            self.lock = None
+
+    def prepare(self, args, given):
+        """Everything before the first step: the saved state on --resume, the model, the data, the logs."""
         saved = None
         self.keep_previous = True  # a save moves the checkpoint it replaces to checkpoint.prev.pt
         if args.resume:
@@ -352,8 +456,10 @@ class Run:
             # Flags given now win over the saved ones; flags newer than the checkpoint take their defaults,
             # except those that change the training: a run from before them ran without them.
             merged = {**vars(args), **BEFORE_FLAG, **saved["args"], "max_steps": None, **given}
-            merged.update(resume=True, out=str(self.dir))
+            merged.update(resume=True, overwrite=False, out=str(self.dir))
             args = argparse.Namespace(**merged)
+            if (args.max_steps or math.inf) <= saved["step"]:  # else it would train to the last epoch
+                raise RunError(f"--max-steps {args.max_steps}: {source} is at step {saved['step']} already")
             self.data_dir = Path(args.data)  # the saved run's data unless --data is given now
             cfg = ModelConfig.from_dict(saved["config"])
         else:
@@ -572,6 +678,13 @@ class Run:
 
 def train(args, given):
     run = Run(args, given)
+    try:
+        return train_to_end(run)
+    finally:
+        run.release()
+
+
+def train_to_end(run):
     in_main_thread = threading.current_thread() is threading.main_thread()  # (tests run it in a thread)
     stop_signals = (signal.SIGINT, signal.SIGTERM) if in_main_thread else ()
     previous_handlers = {s: signal.signal(s, run.request_stop) for s in stop_signals}

@@ -115,7 +115,8 @@ def test_bad_file_is_skipped_with_its_reason(tmp_path, name, data, reason):
     save(tmp_path, "notes.txt", data=b"other extensions are not images")
     _, paths, lines = load(tmp_path)
     assert [p.name for p in paths] == ["good.png"]
-    assert lines == [f"loaded 1 images from {tmp_path}, skipped 1: {name} ({reason})"]
+    assert lines == [f"loaded 1 images from {tmp_path}, skipped 2: "
+                     + ", ".join(sorted([f"{name} ({reason})", "notes.txt (not an image file type)"]))]
 
 
 def test_all_skips_reported_once_in_one_line(tmp_path):
@@ -127,9 +128,18 @@ def test_all_skips_reported_once_in_one_line(tmp_path):
     _, paths, lines = load(tmp_path)
     assert len(paths) == 1 and len(lines) == 1
     head, listed = lines[0].split(": ", 1)
-    assert head == f"loaded 1 images from {tmp_path}, skipped {len(BAD_FILES)}"
-    assert sorted(listed.split(", ")) == sorted(f"{name} ({reason})" for name, _, reason in BAD_FILES)
-    assert not any(name in lines[0] for name in IGNORED)  # other extensions are silently ignored
+    assert head == f"loaded 1 images from {tmp_path}, skipped {len(BAD_FILES) + len(IGNORED)}"
+    assert listed.split(", ") == sorted([f"{name} ({reason})" for name, _, reason in BAD_FILES]
+                                        + [f"{name} (not an image file type)" for name in IGNORED])
+
+
+def test_long_lists_of_skipped_files_are_cut_short(tmp_path):
+    save(tmp_path, "good.png", NOISE)
+    for i in range(dataset.NAMED + 5):
+        save(tmp_path, f"notes_{i:02d}.txt", data=b"x")
+    _, _, lines = load(tmp_path)
+    assert lines[0].endswith(f"notes_{dataset.NAMED - 1:02d}.txt (not an image file type) and 5 more")
+    assert lines[0].count("(not an image file type)") == dataset.NAMED
 
 
 def test_unreadable_file_is_skipped(tmp_path, monkeypatch):
@@ -326,6 +336,7 @@ def test_empty_folder(tmp_path, contents):
     with pytest.raises(DatasetError, match="no images") as e:
         load(folder)
     assert str(folder) in str(e.value) and "--data" in str(e.value)
+    assert all(name in str(e.value) for name in contents)  # what it does hold, named
 
 
 def test_fewer_usable_images_than_needed(tmp_path):

@@ -52,3 +52,7 @@ def test_two_processes_train_identically_and_rank0_saves(tmp_path):
     assert state["step"] == 6 and state["beta_neg"] == 32
     for k, v in ranks[0]["params"].items():
         assert torch.equal(v, state["model"][k]), k
+    refused = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                              str(ROOT / "train.py"), *common], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert refused.returncode != 0 and f"error: {run} holds a run" in refused.stderr  # rank 0's word, on every rank

@@ -4,6 +4,7 @@ import os
 import pickle
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,10 +43,17 @@ def steps(run):
 def test_kill_9_twice_then_resume_finishes(tmp_path, images12):
     run, rng = tmp_path / "run", random.Random(0)
     proc = start("--data", str(images12), "--out", str(run), "--epochs", "12", *TINY)
-    for _ in range(2):
+    for attempt in range(2):
         wait_for(run / "checkpoint.pt", proc)
         time.sleep(rng.uniform(0.3, 2.0))
-        proc.kill()  # SIGKILL: no handler runs
+        if attempt == 0:  # a second trainer on the folder is refused in one line that names the first
+            proc.send_signal(signal.SIGSTOP)  # (stopped, the first holds the folder however slow the second)
+            second = subprocess.run([sys.executable, "train.py", "--data", str(images12), "--out", str(run), *TINY],
+                                    cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+            assert second.returncode == 1 and second.stderr == (
+                f"error: {run} is in use by train.py, process {proc.pid} on {socket.gethostname()}; wait for it "
+                "to end or give another --out\n")
+        proc.kill()  # SIGKILL: no handler runs; the lock goes with the process, nothing is left to clean up
         proc.wait()
         assert safe_load(run / "checkpoint.pt")["step"] >= 1
         proc = start("--data", str(images12), "--out", str(run), "--resume")

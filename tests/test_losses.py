@@ -1,4 +1,4 @@
-"""Properties the terms of ALGORITHM.md must have."""
+"""Properties the terms of docs/ALGORITHM.md must have."""
 import math
 
 import pytest

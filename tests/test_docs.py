@@ -1,0 +1,120 @@
+"""Every command of the README, of the scripts' --help and of the notebook, run as written, in that
+order, on a fresh copy of the repository (a git repository of its own, so that `git status` can be
+read after each command). Two things are changed, and only where needed: a training run that would
+take minutes or hours stops after a few steps of the tiny preset, and the notebook draws few frames.
+`~/my_places` is a folder of twelve images in a home folder of the test's own.
+
+After each command `git status` must be clean, except for files under a path the command names
+(`python test.py --out imgs` may redraw imgs/, nothing else may)."""
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import matplotlib
+
+from conftest import ROOT, write_images
+
+# commands the test does not run, and why
+NOT_RUN = {
+    "pip install -r requirements.txt": "the tests run where the requirements are installed",
+    "python -m pytest": "the test suite itself",
+    "torchrun --standalone --nproc_per_node=4 train.py": "needs 4 GPUs; tests/test_distributed.py runs train.py "
+                                                         "under torchrun with two CPU processes",
+}
+FEW_FRAMES = "FRAMES=2 PATH_FRAMES=2 SAMPLES=8 "  # before a notebook command: the notebook draws less
+
+
+def without_comment(line):
+    return re.sub(r"\s+#\s.*$", "", line).strip()
+
+
+def readme_commands(text):
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
+    return [without_comment(line) for line in lines if line.strip() and not line.startswith("#")]
+
+
+def help_commands(script):
+    doc = ast.get_docstring(ast.parse((ROOT / script).read_text()))
+    return [without_comment(line) for line in doc.splitlines()
+            if re.match(r"    (python|torchrun|echo|MODEL=|OUT=) ", line)]
+
+
+def notebook_commands(path):
+    cells = json.loads(path.read_text())["cells"]
+    text = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    return re.findall(r"`([^`]*jupyter nbconvert[^`]*)`", text)
+
+
+def commands():
+    """(where, command) in the order a reader meets them, each command once."""
+    found = [("README.md", c) for c in readme_commands((ROOT / "README.md").read_text())]
+    found += [(f"{s} --help", c) for s in ("train.py", "test.py", "dataset.py") for c in help_commands(s)]
+    found += [("img_interpolation.ipynb", c) for c in notebook_commands(ROOT / "img_interpolation.ipynb")]
+    seen, unique = set(), []
+    for where, command in found:
+        if command not in seen:
+            seen.add(command)
+            unique.append((where, command))
+    return unique
+
+
+def as_run(command):
+    """The command as the test runs it: long training cut short, the notebook with few frames."""
+    if re.match(r"python train\.py\b", command):
+        return command + f" --preset tiny --max-steps {4 if '--resume' in command else 2}"
+    if "jupyter nbconvert" in command:
+        return FEW_FRAMES + command
+    return command
+
+
+def git(sandbox, *args):
+    return subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args], cwd=sandbox,
+                          check=True, capture_output=True, text=True).stdout
+
+
+def fresh_copy(sandbox):
+    """What a clone of the repository holds (with the changes not yet committed), as a repository."""
+    listed = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (sandbox / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, sandbox / name)
+    if (ROOT / "data" / "fantasy_heldout").is_dir():  # test.py makes it on first use (15 s); it is not tracked
+        shutil.copytree(ROOT / "data" / "fantasy_heldout", sandbox / "data" / "fantasy_heldout")
+    git(sandbox, "init", "-q")
+    git(sandbox, "add", "-A")
+    git(sandbox, "commit", "-q", "-m", "fresh copy")
+
+
+def named(command, path):
+    """Whether the command names path or a folder above it."""
+    parts = path.split("/")
+    return any("/".join(parts[:i]) in command for i in range(1, len(parts) + 1))
+
+
+def test_every_documented_command_runs_on_a_fresh_copy(tmp_path):
+    found = commands()
+    assert len(found) >= 12 and notebook_commands(ROOT / "img_interpolation.ipynb")  # (the notebook's are the README's)
+    sandbox, home = tmp_path / "repo", tmp_path / "home"
+    fresh_copy(sandbox)
+    write_images(home / "my_places", 12)
+    env = {**os.environ, "HOME": str(home), "MPLCONFIGDIR": matplotlib.get_configdir(),  # (its font cache)
+           "OMP_NUM_THREADS": "1"}  # one thread, as the other tests' commands: faster for tiny work on a busy CPU
+    not_run = [c for _, c in found if any(c.startswith(prefix) for prefix in NOT_RUN)]
+    assert len(not_run) == len(NOT_RUN)  # each reason is still needed
+    for where, command in found:
+        if command in not_run:
+            continue
+        result = subprocess.run(["bash", "-c", as_run(command)], cwd=sandbox, env=env, capture_output=True,
+                                text=True, timeout=600)
+        assert result.returncode == 0, (where, command, result.stderr[-3000:])
+        status = git(sandbox, "status", "--porcelain", "--untracked-files=all").splitlines()
+        changed = [line[3:] for line in status]
+        assert all(named(command, path) for path in changed), (where, command, changed)
+        if changed:  # the next command is judged on its own changes
+            git(sandbox, "add", "-A")
+            git(sandbox, "commit", "-q", "-m", command)
