@@ -192,14 +192,12 @@ def demo_images(seed, per_family, log):
     return torch.stack(images), torch.tensor(labels)
 
 
-def train(out, epochs=8, batch_size=32, lr=2e-3, log=print):
-    """Train FeatureNet on demo images of TRAIN_SEED, check it on VALID_SEED, store the feature statistics, save."""
+def train(out, training, validation, epochs=8, batch_size=32, lr=2e-3, log=print):
+    """Train FeatureNet on (images, families), check it on the validation pair, store the feature statistics of the
+    training images, save. Seeded and with deterministic algorithms: the same images give the same network."""
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)
-    log(f"drawing {TRAIN_PER_FAMILY * 8} training and {VALID_PER_FAMILY * 8} validation images (seeds {TRAIN_SEED}, "
-        f"{VALID_SEED})")
-    x, y = demo_images(TRAIN_SEED, TRAIN_PER_FAMILY, log)
-    vx, vy = demo_images(VALID_SEED, VALID_PER_FAMILY, log)
+    (x, y), (vx, vy) = training, validation
     net = FeatureNet()
     opt = torch.optim.Adam(net.parameters(), lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * math.ceil(len(x) / batch_size))
@@ -244,7 +242,13 @@ def main(argv=None):
         p.error("nothing to do: pass --train")
     if args.epochs < 1:
         p.error("--epochs must be at least 1")
-    train(args.out, epochs=args.epochs, log=lambda line: print(line, flush=True))
+    def log(line):
+        print(line, flush=True)
+    log(f"drawing {TRAIN_PER_FAMILY * 8} training and {VALID_PER_FAMILY * 8} validation images (seeds {TRAIN_SEED}, "
+        f"{VALID_SEED})")
+    training = demo_images(TRAIN_SEED, TRAIN_PER_FAMILY, log)
+    validation = demo_images(VALID_SEED, VALID_PER_FAMILY, log)
+    train(args.out, training, validation, epochs=args.epochs, log=log)
     return 0
 
 

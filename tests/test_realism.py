@@ -85,3 +85,14 @@ def test_the_distance_rises_steadily_with_each_degradation_above_its_floor(halve
 def test_the_network_tells_the_families_apart(halves):
     net, a, _, family = halves
     assert (realism.embed(net, a)[1].argmax(1) == family).float().mean() >= 0.95
+
+
+def test_training_the_network_is_deterministic_and_its_file_loads_safely(tmp_path):
+    training = realism.demo_images(realism.TRAIN_SEED, 1, log=print)  # one image of each family
+    validation = realism.demo_images(realism.VALID_SEED, 1, log=print)
+    nets = [realism.train(tmp_path / f"net{i}.pt", training, validation, epochs=1, batch_size=4, log=print)[0]
+            for i in range(2)]
+    for (name, a), b in zip(nets[0].state_dict().items(), nets[1].state_dict().values()):
+        assert torch.equal(a, b), name
+    loaded = realism.load_net(tmp_path / "net0.pt")
+    assert torch.equal(loaded.feature_std, nets[0].feature_std) and not loaded.training
