@@ -46,6 +46,11 @@ CONFIGS = {
     "augment": ["--augment", "1"],
     "ffl": ["--rec-loss", "ffl"],
     "features": ["--rec-loss", "features"],
+    # the decoder's adversarial weight untied from beta_kl (0.1 in the game's base) and set to the official 1
+    "adv1-all": ["--beta-adv", "1"],
+    "adv1-both": ["--beta-adv", "1", "--tanh", "both"],
+    "adv1-as-only": ["--beta-adv", "1", "--tanh", "as-only"],
+    "adv1-soft": ["--beta-adv", "1", "--method", "soft"],
     "soft": ["--method", "soft"],
     "tanh-as-only": ["--tanh", "as-only"],
     "rec1-kl0.5": ["--beta-rec", "1", "--beta-kl", "0.5"],
