@@ -42,18 +42,21 @@ class Hyper:
     #                    terms (official); "both": also in the encoder's KL terms; "as-only": in AS only
     beta_adv: float = None  # weight of the decoder's adversarial terms; None: beta_kl, as the official code
     augment: float = 0.0  # probability that an image the encoder judges is augmented (augment.py); 0: never
+    fakes: str = "prior"  # the codes of the fakes: "prior" (n ~ N(0, I)) or "mix" (between two real images' codes)
     rec_loss: str = "mse"  # real images' reconstruction term: "mse" (R), "ffl" (R + focal frequency loss) or
     #                        "features" (R, plus the encoder-feature distance in the decoder update)
     probe: bool = False  # fast step: also measure the decoder's gradient from each part of L_D (a logged step)
 
 
-def draw_noise(batch, z_dim, generator, device, augment=False):
-    """Every random number of one step, drawn up front: n, eps for each reparameterisation, and with augment
-    the augmentations of the real, rec and fake images the encoder judges."""
+def draw_noise(batch, z_dim, generator, device, augment=False, mix=False):
+    """Every random number of one step, drawn up front: n, eps for each reparameterisation, with augment the
+    augmentations of the real, rec and fake images the encoder judges, with mix where the fakes' codes lie."""
     names = ("n", "eps", "eps_r", "eps_f", "eps_dr", "eps_df")  # eps_dr, eps_df: the decoder's L_rr, L_fr
     noise = {k: torch.randn(batch, z_dim, generator=generator, device=device) for k in names}
     if augment:
         noise.update({k: augment_uniforms(batch, generator, device) for k in ("aug_x", "aug_r", "aug_f")})
+    if mix:
+        noise["alpha"] = torch.rand(batch, 1, generator=generator, device=device)
     return noise
 
 
@@ -70,6 +73,17 @@ def full(t):
 def encode(E, x):
     mu, logvar = E(x)
     return full(mu), full(logvar)
+
+
+def fake_codes(E, x, noise, hp):
+    """The codes the fakes are decoded from: n ~ N(0, I), or with --fakes mix the point alpha of the way from the
+    posterior mean of each real image to that of the next one in the batch (a walk's frame), from the encoder as
+    it is before this step's update, without gradient."""
+    if hp.fakes == "prior":
+        return noise["n"]
+    with torch.no_grad():
+        mu = full(bare(E)(x)[0])
+    return torch.lerp(mu, mu.roll(1, 0), noise["alpha"])
 
 
 def judged(y, noise, kind, hp):
@@ -176,11 +190,12 @@ def _set_requires_grad(module, flag):
 
 def reference_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     """The literal iteration of the spec: encoder update, decoder update, EMA, each pass as written."""
+    n = fake_codes(E, x, noise, hp) if hp.method != "vae" else None
     # Encoder update: decoder parameters frozen.
     _set_requires_grad(E, True)
     _set_requires_grad(D, False)
     with torch.no_grad():
-        fake = bare(D)(noise["n"]) if hp.method != "vae" else None
+        fake = bare(D)(n) if hp.method != "vae" else None
     loss_e, z, _, stats = encoder_objective(E, D, x, fake, noise, hp, c)
     opt_e.zero_grad(set_to_none=True)
     loss_e.backward()
@@ -189,7 +204,7 @@ def reference_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     # Decoder update: encoder parameters frozen.
     _set_requires_grad(E, False)
     _set_requires_grad(D, True)
-    fake = D(noise["n"]) if hp.method != "vae" else None
+    fake = D(n) if hp.method != "vae" else None
     rec = D(z.detach())
     loss_d, _, stats_d = decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=True)
     opt_d.zero_grad(set_to_none=True)
@@ -208,7 +223,7 @@ def fast_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     autocast = torch.autocast(x.device.type, torch.bfloat16, enabled=hp.bf16)
     with autocast:
         # fake keeps the decoder's graph: the decoder update backpropagates through it
-        fake = full(D(noise["n"])) if hp.method != "vae" else None
+        fake = full(D(fake_codes(E, x, noise, hp))) if hp.method != "vae" else None
         # Encoder update: gradients flow through D to E, but only E's parameters receive them.
         loss_e, _, rec, stats = encoder_objective(E, D, x, _detach(fake), noise, hp, c)
     opt_e.zero_grad(set_to_none=True)

@@ -56,9 +56,9 @@ OVERWRITTEN = (*RUN_FILES, "checkpoint.pt.tmp", "model.pt.tmp", "losses.png", "c
 # by the study (docs/STUDY.md): reconstruction weighed 10x the KL instead of 1/2, a plain VAE for the first
 # three quarters of the epochs (docs/ALGORITHM.md, Defaults).
 OFFICIAL = {"beta_rec": 0.5, "beta_kl": 1.0, "beta_adv": None, "beta_neg": 256.0, "gamma_r": 1e-8, "tanh": "all",
-            "method": "as", "vae_epochs": 0, "augment": 0.0, "rec_loss": "mse"}
+            "method": "as", "vae_epochs": 0, "augment": 0.0, "rec_loss": "mse", "fakes": "prior"}
 # What a checkpoint written before a flag existed ran with (--resume keeps it): the official behaviour.
-BEFORE_FLAG = {"vae_epochs": 0, "beta_adv": None, "augment": 0.0, "rec_loss": "mse"}
+BEFORE_FLAG = {"vae_epochs": 0, "beta_adv": None, "augment": 0.0, "rec_loss": "mse", "fakes": "prior"}
 
 
 class RunError(Exception):
@@ -106,6 +106,9 @@ def parse_args(argv=None):
       "(default %(default)s; --method soft has no tanh anywhere)")
     a("--augment", type=float, default=0.0, help="probability that an image the encoder judges (real, rec, fake) is "
       "augmented: colour, translation and cutout, differentiable, in both updates (default %(default)s: never)")
+    a("--fakes", default="prior", choices=["prior", "mix"], help="the codes the fakes are decoded from: prior: "
+      "n ~ N(0, I), as the official code; mix: a random point between the codes of two real images of the batch, "
+      "the frames of a walk (default %(default)s)")
     a("--rec-loss", default="mse", choices=["mse", "ffl", "features"], help="reconstruction term of real images: "
       "mse: the squared error R; ffl: R plus the focal frequency loss; features: R plus, in the decoder update, "
       "the distance in the encoder's first feature maps (default %(default)s)")
@@ -295,7 +298,7 @@ class Trainer:
         self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, [args.lr_drop_epoch], 0.1)
         self.hp = Hyper(args.beta_kl, args.beta_rec, initial_beta_neg(args), args.gamma_r, image_scale(cfg.image_size),
                         args.method, args.ema_decay, bf16=fast and use_bf16(args.precision, device), tanh=args.tanh,
-                        beta_adv=args.beta_adv, augment=args.augment, rec_loss=args.rec_loss)
+                        beta_adv=args.beta_adv, augment=args.augment, rec_loss=args.rec_loss, fakes=args.fakes)
         # --beta-neg START:END; it ends when beta_neg is set otherwise (control.json, a recovery)
         self.schedule = args.beta_neg if isinstance(args.beta_neg, tuple) else None
         self.step_fn = fast_step if fast else reference_step
@@ -305,7 +308,8 @@ class Trainer:
     def train_step(self, x, total_steps, vae_steps=0):
         """One step; the first vae_steps (--vae-epochs) train a plain VAE, and c(t) and a beta_neg schedule run
         over the introspective steps after them."""
-        noise = draw_noise(x.shape[0], self.cfg.z_dim, self.generator, self.device, augment=self.args.augment > 0)
+        noise = draw_noise(x.shape[0], self.cfg.z_dim, self.generator, self.device, augment=self.args.augment > 0,
+                           mix=self.args.fakes == "mix")
         self.hp.method = "vae" if self.step < vae_steps else self.args.method
         t, total = max(self.step - vae_steps, 0), total_steps - vae_steps
         c = transition_coefficient(t, total, self.args.method)
@@ -593,7 +597,7 @@ class Run:
         meta = {"epoch": t.epoch, "step": t.step, "data": str(self.data_dir), "preset": self.args.preset,
                 "beta_neg": t.hp.beta_neg, "method": self.args.method, "tanh": self.args.tanh,
                 "beta_rec": self.args.beta_rec, "beta_kl": self.args.beta_kl, "beta_adv": self.args.beta_adv,
-                "augment": self.args.augment,
+                "augment": self.args.augment, "fakes": self.args.fakes,
                 "rec_loss": self.args.rec_loss}
         job = self.writer.submit(self.write, state, model, meta, self.history.rows(), self.keep_previous)
         if wait:

@@ -6,7 +6,7 @@ import torch
 
 from losses import image_scale
 from models import build_model, count_parameters, preset_config
-from step import Hyper, draw_noise, fast_step, reference_step
+from step import Hyper, draw_noise, fake_codes, fast_step, reference_step
 
 
 def run(step_fn, model, x, noise, hp, c, memory_format):
@@ -22,14 +22,15 @@ def run(step_fn, model, x, noise, hp, c, memory_format):
 @pytest.mark.parametrize("method,c,options", [
     ("as", 0.0, {}), ("as", 0.6, {}), ("soft", 1.0, {}), ("as", 0.6, {"tanh": "both"}),
     ("as", 0.6, {"augment": 0.5}), ("as", 0.6, {"rec_loss": "ffl"}), ("soft", 1.0, {"rec_loss": "features"}),
-    ("as", 0.3, {"beta_adv": 2.0, "tanh": "as-only"}),
+    ("as", 0.3, {"beta_adv": 2.0, "tanh": "as-only"}), ("soft", 1.0, {"fakes": "mix"}),
     ("vae", 1.0, {"rec_loss": "features"})])
 def test_fast_step_equals_reference(method, c, options):
     torch.manual_seed(0)
     cfg = preset_config("tiny")
     model = build_model(cfg)
     x = torch.rand(4, 3, 64, 64)
-    noise = draw_noise(4, cfg.z_dim, torch.Generator().manual_seed(1), "cpu", augment="augment" in options)
+    noise = draw_noise(4, cfg.z_dim, torch.Generator().manual_seed(1), "cpu", augment="augment" in options,
+                       mix=options.get("fakes") == "mix")
     hp = Hyper(1.0, 0.5, 256.0, 0.0, image_scale(64), method, **options)
     ref = run(reference_step, model, x, noise, hp, c, torch.contiguous_format)
     fast = run(fast_step, model, x, noise, hp, c, torch.contiguous_format)
@@ -113,3 +114,16 @@ def test_beta_adv_weighs_the_decoders_adversarial_terms_only():
     assert torch.equal(step(1.0, 0.1)["loss_e"], step(1.0, 1.0)["loss_e"])  # the encoder's loss does not see it
     # without the reconstruction term, L_D is the adversarial part alone: ten times the weight, ten times the loss
     assert step(0.0, 1.0)["loss_d"].item() == pytest.approx(10 * step(0.0, 0.1)["loss_d"].item(), rel=1e-5)
+
+
+def test_mixed_fakes_are_decoded_from_points_between_two_real_codes():
+    torch.manual_seed(0)
+    model = build_model(preset_config("tiny"))
+    x = torch.rand(4, 3, 64, 64)
+    noise = draw_noise(4, 32, torch.Generator().manual_seed(1), "cpu", mix=True)
+    hp = Hyper(1.0, 0.5, 256.0, 0.0, image_scale(64), fakes="mix")
+    n = fake_codes(model.encoder, x, noise, hp)
+    mu = model.encoder(x)[0].detach()
+    a = noise["alpha"]
+    assert torch.allclose(n, (1 - a) * mu + a * mu.roll(1, 0), atol=1e-6) and not n.requires_grad
+    assert fake_codes(model.encoder, x, noise, Hyper(1.0, 0.5, 256.0, 0.0, image_scale(64))) is noise["n"]
