@@ -93,8 +93,6 @@ def parse_args(argv=None):
     a("--out", default="runs/test", help="folder for the figures: space_viz.png, reconstructions.png, "
       "samples_nearest.png (default %(default)s; --out imgs redraws the README's); a name ending in .png is the "
       "map's, and the other figures go beside it")
-    a("--recon-out", help=argparse.SUPPRESS)  # older commands (study.py's) name the other two figures too
-    a("--samples-out", help=argparse.SUPPRESS)
     a("--features", default=str(FEATURES), help="the demo domain's feature network for the realism measures "
       "(realism.py; default %(default)s)")
     a("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default %(default)s: CUDA, then MPS, "
@@ -122,8 +120,6 @@ def parse_args(argv=None):
         p.error(f"--out {out} is a file; give a folder for the figures")
     else:
         args.out, args.map_out = out, out / "space_viz.png"
-    args.recon_out = args.recon_out or args.out / "reconstructions.png"
-    args.samples_out = args.samples_out or args.out / "samples_nearest.png"
     return args
 
 
@@ -397,7 +393,7 @@ def evaluate(args):
             ("8x8 thumbnail", thumbnail(original, 8), None)]
     save(rows_figure(rows, f"Reconstructions D(\u03bc) by {name}; over all {n} images PSNR {metrics['psnr']:.2f} dB, "
                            f"SSIM {metrics['ssim']:.3f} (8x8: {metrics['thumb8_psnr']:.2f} dB, {metrics['thumb8_ssim']:.3f})"),
-         args.recon_out)
+         args.out / "reconstructions.png")
     shown_samples = list(range(min(RECON_SHOWN // 2, SAMPLES)))  # one row of each law
     rows = [row for law, (sampled, samples, near) in drawn.items()
             for row in [(f"{law} ({sampled['nearest_psnr']:.1f} dB)", samples[shown_samples], None),
@@ -405,7 +401,7 @@ def evaluate(args):
                          [paths[i].stem for i in near[shown_samples]])]]
     save(rows_figure(rows, f"Random samples D(z) by {name} over their nearest training images (PSNR to the "
                            f"nearest);\nz from: " + "; ".join(f"{law}, {what}" for law, what in LAWS.items())),
-         args.samples_out)
+         args.out / "samples_nearest.png")
 
     report(metrics, k, no_knn, no_realism)
     return metrics
