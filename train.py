@@ -54,11 +54,11 @@ RUN_FILES = ("checkpoint.pt", "checkpoint.prev.pt", "model.pt", "history.csv")  
 OVERWRITTEN = (*RUN_FILES, "checkpoint.pt.tmp", "model.pt.tmp", "losses.png", "control.json", "samples/epoch_*.png")
 # The official AS-IntroVAE's settings (this project's seed); --official puts them back. The defaults differ
 # by the study (docs/STUDY.md): reconstruction weighed 10x the KL instead of 1/2, a plain VAE for the first
-# three quarters of the epochs (docs/ALGORITHM.md, Defaults).
+# three quarters of the epochs, tanh only inside the AS distance (docs/ALGORITHM.md, Defaults).
 OFFICIAL = {"beta_rec": 0.5, "beta_kl": 1.0, "beta_adv": None, "beta_neg": 256.0, "gamma_r": 1e-8, "tanh": "all",
             "method": "as", "vae_epochs": 0, "augment": 0.0, "rec_loss": "mse", "fakes": "prior"}
 # What a checkpoint written before a flag existed ran with (--resume keeps it): the official behaviour.
-BEFORE_FLAG = {"vae_epochs": 0, "beta_adv": None, "augment": 0.0, "rec_loss": "mse", "fakes": "prior"}
+BEFORE_FLAG = {"vae_epochs": 0, "beta_adv": None, "tanh": "all", "augment": 0.0, "rec_loss": "mse", "fakes": "prior"}
 
 
 class RunError(Exception):
@@ -100,10 +100,10 @@ def parse_args(argv=None):
     a("--vae-epochs", type=int, default=None, help="train the first N epochs as a plain VAE, then introspectively "
       "(Soft-IntroVAE's num_vae; a VAE step costs about a third of an introspective one) (default: three "
       "quarters of --epochs; official 0)")
-    a("--tanh", default="all", choices=["all", "both", "as-only"], help="with --method as, where the encoder "
+    a("--tanh", default="as-only", choices=["all", "both", "as-only"], help="with --method as, where the encoder "
       "outputs of rec and fake pass through tanh: all: in AS and the decoder's KL terms, as the official code; "
       "both: also in the encoder's KL terms; as-only: in AS only, the KL terms see the raw posteriors "
-      "(default %(default)s; --method soft has no tanh anywhere)")
+      "(default %(default)s: the decoder's adversarial terms keep their slope; official all; --method soft has no tanh anywhere)")
     a("--augment", type=float, default=0.0, help="probability that an image the encoder judges (real, rec, fake) is "
       "augmented: colour, translation and cutout, differentiable, in both updates (default %(default)s: never)")
     a("--fakes", default="prior", choices=["prior", "mix"], help="the codes the fakes are decoded from: prior: "
