@@ -1,9 +1,13 @@
-"""Draw the AS-IntroVAE training flow for the README: `python diagram.py` -> imgs/as_introvae_flow.png.
+"""Draw the AS-IntroVAE training flow of docs/ALGORITHM.md, as the official code runs it (--official):
+`python diagram.py` writes runs/diagram/as_introvae_flow.png; `python diagram.py --out imgs/as_introvae_flow.png`
+redraws the shipped figure.
 
 Matplotlib only (Agg). The canvas is 16 x 9 data units at 100 dpi, so one unit is 100 px and every
 position in the layout table below can be nudged by eye. Formulas follow docs/ALGORITHM.md.
 """
 import os
+
+from cli import Parser
 
 import numpy as np
 import matplotlib
@@ -12,7 +16,10 @@ matplotlib.use("Agg")  # headless: the figure is only ever written to disk
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyBboxPatch
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "imgs", "as_introvae_flow.png")
+parser = Parser(prog="diagram.py", description="Draw the AS-IntroVAE training flow of docs/ALGORITHM.md.")
+parser.add_argument("--out", default=os.path.join("runs", "diagram", "as_introvae_flow.png"),
+                    help="PNG to write (default %(default)s)")
+OUT = parser.parse_args().out
 ENC, DEC, GREY = "#2b6cb0", "#c05621", "#555555"  # colour = which loss updates a network
 FILL = {"E": "#dbe9f7", "D": "#fbe3d2", "t": "#f4f4f4", "c": "#ffffff"}
 plt.rcParams.update({"font.family": "STIXGeneral", "mathtext.fontset": "stix", "font.size": 12})
@@ -155,6 +162,6 @@ for x0, col, fill, title, lines in PANELS:
     for j, line in enumerate(lines):
         ax.text(x0 + 0.35, 1.4 - 0.42 * j, line, fontsize=12, va="center")
 
-os.makedirs(os.path.dirname(OUT), exist_ok=True)
+os.makedirs(os.path.dirname(OUT) or ".", exist_ok=True)
 fig.savefig(OUT, dpi=100, facecolor="white")
 print("wrote", OUT)

@@ -646,7 +646,7 @@ class Run:
                     cpu_steps.append(time.perf_counter() - step_start)
                     if len(cpu_steps) == 4:  # the first step warms up: the mean of the next three
                         per_step = sum(cpu_steps[1:]) / 3
-                        hint = "; --preset small is about 10x faster" if args.preset == "full" else ""
+                        hint = "; --preset small takes about a fifth of the time (docs/SPEED.md)" if args.preset == "full" else ""
                         self.log(f"on the CPU: about {per_step:.2g} s per step, "
                                  f"{per_step * self.steps_per_epoch / 60:.1f} min per epoch{hint}")
                 done = t.step == args.max_steps
@@ -703,8 +703,8 @@ def train_to_end(run):
             signal.signal(s, handler)
     if not run.save(wait=True):
         raise RunError(f"could not write the final checkpoint to {run.dir}; the previous one is kept")
-    run.log(f"done: {run.trainer.epoch} epochs, {run.trainer.step} steps in {seconds / 60:.1f} min; "
-            f"{run.dir}/model.pt")
+    run.log(f"done: at epoch {run.trainer.epoch} of {run.args.epochs}, step {run.trainer.step}; this process "
+            f"trained {seconds / 60:.1f} min; {run.dir}/model.pt")
     return run.trainer
 
 

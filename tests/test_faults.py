@@ -1,7 +1,6 @@
 """Faults a long run meets: kill -9, Ctrl-C, NaN, failed writes, hostile or broken files."""
 import csv
 import os
-import pickle
 import random
 import signal
 import socket
@@ -15,7 +14,7 @@ import torch
 import checkpoint
 import step
 import train
-from checkpoint import CheckpointError, load_model, load_with_fallback, safe_load, save_atomic
+from checkpoint import CheckpointError, load_model, load_with_fallback, safe_load
 from conftest import ROOT
 
 TINY = ["--preset", "tiny", "--log-every", "1", "--save-every", "1", "--device", "cpu"]

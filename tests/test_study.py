@@ -1,6 +1,4 @@
 """study.py: one tiny configuration end to end, its row in results.jsonl and in the README's table."""
-import json
-
 import study
 
 
