@@ -4,7 +4,8 @@ import json
 import gpu_check
 
 
-def test_gpu_check_runs_every_step_and_prints_one_summary(tmp_path, images12, capsys):
+def test_gpu_check_runs_every_step_and_prints_one_summary(tmp_path, images12, capsys, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # its five commands inherit it: tiny work runs faster on one thread
     assert gpu_check.main(["--device", "cpu", "--tiny", "--data", str(images12), "--out", str(tmp_path)]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["ok"] and summary["device"] == "cpu"
