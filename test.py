@@ -258,7 +258,7 @@ def decoder_drive(model, images, batch=6, seed=0):
     fake = D(torch.randn(mu.shape, generator=g, device=mu.device))
     (mu_r, lv_r), (mu_f, lv_f) = E(rec), E(fake)
     saturated = saturation(mu_f, lv_f).item()
-    if meta["method"] == "as" and meta["tanh"] == "all":
+    if meta["method"] == "as" and meta["tanh"] != "as-only":  # all and both squash the decoder's KL terms
         (mu_r, lv_r), (mu_f, lv_f) = squash(mu_r, lv_r), squash(mu_f, lv_f)
     s = image_scale(x.shape[-1])
     parts = [s * meta["beta_rec"] * reconstruction_error(x, rec).mean(),
