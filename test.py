@@ -224,24 +224,27 @@ def realism_metrics(net, originals, recs, held, generated, floor):
     def features(x):
         return realism.embed(net, x)[0]
 
-    def references(reference, others, thumbs_of, n):
-        return {"floor": realism.distances(others[:n], reference),
-                **{f"thumb{k}": realism.distances(features(thumbnail(thumbs_of[:n], k)), reference)
+    def references(reference, others, thumbs_of, pick):
+        """Distances of the floor images `others` and of the thumbnails of thumbs_of, both indexed by pick."""
+        return {"floor": realism.distances(others[pick], reference),
+                **{f"thumb{k}": realism.distances(features(thumbnail(thumbs_of, k))[pick], reference)
                    for k in REFERENCE_SIDES}}
 
-    train_f, floor_f = features(originals), features(floor)
+    (train_f, train_p), floor_f = realism.embed(net, originals), features(floor)
     out = {"reconstructions": {"value": realism.distances(features(recs), train_f),
-                               **references(train_f, floor_f, originals, len(recs))}}
+                               **references(train_f, floor_f, originals, slice(len(recs)))}}
     if held is not None:
         held_f = features(held[0])
         out["heldout_reconstructions"] = {"value": realism.distances(features(held[1]), held_f),
-                                          **references(held_f, train_f, held[0], len(held[0]))}
+                                          **references(held_f, train_f, held[0], slice(len(held[0])))}
     drawn = torch.randint(len(floor), (DRAWN,), generator=torch.Generator().manual_seed(0))  # with replacement
-    shared = references(train_f, floor_f[drawn], floor[drawn], DRAWN)
-    out.update({name: {"value": realism.distances(features(images), train_f), **shared}
-                for name, images in generated.items()})
-    coverage = {name: realism.coverage(realism.embed(net, images[:SAMPLES])[1]) for name, images in generated.items()}
-    coverage["training images"] = realism.coverage(realism.embed(net, originals)[1])
+    shared = references(train_f, floor_f, floor, drawn)  # each floor image embedded once, drawn as a sampler draws
+    coverage = {}
+    for name, images in generated.items():
+        f, p = realism.embed(net, images)
+        out[name] = {"value": realism.distances(f, train_f), **shared}
+        coverage[name] = realism.coverage(p[:SAMPLES])
+    coverage["training images"] = realism.coverage(train_p)
     return out, coverage
 
 
