@@ -103,7 +103,8 @@ def parse_args(argv=None):
     a("--tanh", default="as-only", choices=["all", "both", "as-only"], help="with --method as, where the encoder "
       "outputs of rec and fake pass through tanh: all: in AS and the decoder's KL terms, as the official code; "
       "both: also in the encoder's KL terms; as-only: in AS only, the KL terms see the raw posteriors "
-      "(default %(default)s: the decoder's adversarial terms keep their slope; official all; --method soft has no tanh anywhere)")
+      "(default %(default)s: the decoder's adversarial terms keep their slope; official all; --method soft has "
+      "no tanh anywhere)")
     a("--augment", type=float, default=0.0, help="probability that an image the encoder judges (real, rec, fake) is "
       "augmented: colour, translation and cutout, differentiable, in both updates (default %(default)s: never)")
     a("--fakes", default="prior", choices=["prior", "mix"], help="the codes the fakes are decoded from: prior: "
@@ -646,7 +647,8 @@ class Run:
                     cpu_steps.append(time.perf_counter() - step_start)
                     if len(cpu_steps) == 4:  # the first step warms up: the mean of the next three
                         per_step = sum(cpu_steps[1:]) / 3
-                        hint = "; --preset small takes about a fifth of the time (docs/SPEED.md)" if args.preset == "full" else ""
+                        small = "; --preset small takes about a fifth of the time (docs/SPEED.md)"
+                        hint = small if args.preset == "full" else ""
                         self.log(f"on the CPU: about {per_step:.2g} s per step, "
                                  f"{per_step * self.steps_per_epoch / 60:.1f} min per epoch{hint}")
                 done = t.step == args.max_steps
