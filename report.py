@@ -36,13 +36,13 @@ class History:
 
     def _rewrite(self, rows):
         with open(self.path, "w", newline="") as f:
-            w = csv.DictWriter(f, COLUMNS)
+            w = csv.DictWriter(f, COLUMNS, lineterminator="\n")  # one line ending, as a new file's header
             w.writeheader()
             w.writerows(rows)
 
     def append(self, row):
         with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, COLUMNS).writerow({k: _fmt(row.get(k, "")) for k in COLUMNS})
+            csv.DictWriter(f, COLUMNS, lineterminator="\n").writerow({k: _fmt(row.get(k, "")) for k in COLUMNS})
 
 
 def _fmt(v):

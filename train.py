@@ -56,7 +56,7 @@ OVERWRITTEN = (*RUN_FILES, "checkpoint.pt.tmp", "model.pt.tmp", "losses.png", "c
 # by the study (docs/STUDY.md): reconstruction weighed 10x the KL instead of 1/2, a plain VAE for the first
 # three quarters of the epochs, tanh only inside the AS distance (docs/ALGORITHM.md, Defaults).
 OFFICIAL = {"beta_rec": 0.5, "beta_kl": 1.0, "beta_adv": None, "beta_neg": 256.0, "gamma_r": 1e-8, "tanh": "all",
-            "method": "as", "vae_epochs": 0, "augment": 0.0, "rec_loss": "mse", "fakes": "prior"}
+            "method": "as", "vae_epochs": 0, "augment": 0.0, "rec_loss": "mse", "fakes": "prior", "ema_decay": 0.999}
 # What a checkpoint written before a flag existed ran with (--resume keeps it): the official behaviour.
 BEFORE_FLAG = {"vae_epochs": 0, "beta_adv": None, "tanh": "all", "augment": 0.0, "rec_loss": "mse", "fakes": "prior"}
 
@@ -94,7 +94,9 @@ def parse_args(argv=None):
       "a divergence; auto starts there (default %(default)s)")
     a("--gamma-r", type=float, default=0.0, help="weight of the decoder's rec-of-rec terms; the seed's 1e-8 "
       "changes no weight beyond float32 noise (bench.py), so 0 skips them (default %(default)s)")
-    a("--ema-decay", type=float, default=0.999, help="decay of the decoder's moving average (default %(default)s)")
+    a("--ema-decay", type=float, default=0.0, help="decay of the moving average of the decoder's weights, which "
+      "sample grids and model.pt use; 0: no average, the decoder as trained (default %(default)s: on 80 images the "
+      "official 0.999 spans much of the run and its decoder is blurrier, see docs/STUDY.md; official 0.999)")
     a("--method", default="as", choices=["as", "soft", "vae"], help="as: AS-IntroVAE; soft: Soft-IntroVAE (c = 1, "
       "no tanh); vae: a plain VAE, no introspection (a baseline) (default %(default)s)")
     a("--vae-epochs", type=int, default=None, help="train the first N epochs as a plain VAE, then introspectively "
@@ -314,9 +316,9 @@ class Trainer:
         self.hp.method = "vae" if self.step < vae_steps else self.args.method
         t, total = max(self.step - vae_steps, 0), total_steps - vae_steps
         c = transition_coefficient(t, total, self.args.method)
-        # EMA warm-up: the average spans about the steps taken so far (decay 0.1 at step 0, 0.9 at step 80,
-        # 0.99 at step 890, --ema-decay from step 8990), so samples do not show the random initial decoder
-        # for thousands of steps.
+        # EMA warm-up, for a nonzero --ema-decay: the average spans about a ninth of the steps taken so far (decay
+        # 0.1 at step 0, 0.9 at step 80, 0.99 at step 890, 0.999 at step 8990), so samples do not show the random
+        # initial decoder for thousands of steps.
         self.hp.ema_decay = min(self.args.ema_decay, (1 + self.step) / (10 + self.step))
         if self.schedule:
             self.hp.beta_neg = scheduled_beta_neg(self.schedule, t, total)
@@ -599,7 +601,7 @@ class Run:
                 "beta_neg": t.hp.beta_neg, "method": self.args.method, "tanh": self.args.tanh,
                 "beta_rec": self.args.beta_rec, "beta_kl": self.args.beta_kl, "beta_adv": self.args.beta_adv,
                 "augment": self.args.augment, "fakes": self.args.fakes,
-                "rec_loss": self.args.rec_loss}
+                "rec_loss": self.args.rec_loss, "ema_decay": self.args.ema_decay}
         job = self.writer.submit(self.write, state, model, meta, self.history.rows(), self.keep_previous)
         if wait:
             self.writer.wait()

@@ -75,6 +75,21 @@ def test_resume_gives_the_same_weights(tmp_path, images12):
                 assert torch.equal(s[k], b[part]["state"][i][k]), (part, i, k)
 
 
+def test_the_moving_average_does_not_change_the_trained_weights(tmp_path, images12):
+    """The EMA never enters a step: runs with any decay train the same weights, and with decay 0 the decoder it
+    exports is the trained one (docs/STUDY.md compares the two decoders of finished runs on this ground)."""
+    for decay in ("0", "0.9"):
+        assert train.main(["--data", str(images12), "--epochs", "3", *TINY, "--out", str(tmp_path / decay),
+                           "--ema-decay", decay]) == 0
+    none, some = safe_load(tmp_path / "0" / "checkpoint.pt"), safe_load(tmp_path / "0.9" / "checkpoint.pt")
+    assert all(torch.equal(none["model"][k], some["model"][k]) for k in none["model"])
+    # the weights; BatchNorm statistics are recomputed when a model is exported
+    trained = {k.removeprefix("decoder."): v for k, v in none["model"].items()
+               if k.startswith("decoder.") and "running_" not in k and "num_batches" not in k}
+    assert all(torch.equal(none["ema"][k], trained[k]) for k in trained)
+    assert not all(torch.equal(some["ema"][k], trained[k]) for k in trained)
+
+
 def test_beta_neg_follows_control_json_during_a_run(tmp_path, images12, capsys):
     run = tmp_path / "run"
     control = run / "control.json"
