@@ -1,7 +1,7 @@
 """Safe checkpoints: atomic writes with a checksum, one loading path that never runs pickled code.
 
 A run directory holds `checkpoint.pt` (the whole training state, for --resume), `checkpoint.prev.pt`
-(the one before) and `model.pt` (encoder, EMA decoder and config: what test.py and the notebook load).
+(the one before) and `model.pt` (encoder, decoder and config: what test.py and the notebook load).
 Every file a user hands us goes through `safe_load`: anything that cannot be used (missing, empty,
 truncated, damaged, a text file, a file of another program, contents that no longer match the checksum
 written with them) raises a CheckpointError whose one-line message names the file and the reason in
@@ -198,8 +198,8 @@ def load_strict(module, state, source):
 
 
 def export_model(path, config, encoder, decoder, meta):
-    """The model the other scripts load: the state dicts of the encoder and the (EMA) decoder, and the config;
-    no optimiser state."""
+    """The model the other scripts load: the state dicts of the encoder and the decoder (or its moving average),
+    and the config; no optimiser state."""
     save_atomic({"format": MODEL_FORMAT, "config": config, "encoder": encoder, "decoder": decoder, "meta": meta},
                 path, keep_previous=False)
 

@@ -25,7 +25,7 @@ def encode(model, images, batch_size=32):
 
 @torch.no_grad()
 def decode(model, z, batch_size=32):
-    """Images of latent codes (N, z_dim) by the model's (EMA) decoder, clamped to [0, 1], on the CPU."""
+    """Images of latent codes (N, z_dim) by the model's decoder, clamped to [0, 1], on the CPU."""
     return torch.cat([model.decoder(z[i:i + batch_size].to(_device(model))).clamp(0, 1).cpu()
                       for i in range(0, len(z), batch_size)])
 

@@ -10,7 +10,7 @@ samples_nearest.png; with --out NAME.png the map is NAME.png and the other figur
 
 Every image is encoded to its posterior mean mu (eval mode, deterministic). The map (t-SNE or PCA of
 mu) draws each image as a thumbnail, framed in the colour of its family when the file names have the
-form <family>_<NN> (at least two families). Reconstructions are D(mu) with the EMA decoder.
+form <family>_<NN> (at least two families). Reconstructions are D(mu) with the model's decoder.
 
 Printed, for the training images and for a held-out set no run trained on (for the demo set:
 data/fantasy_heldout, the same generator with another seed, made on first use):

@@ -10,7 +10,7 @@
 
 A run folder (--out, default runs/<name of the data folder>) belongs to one run. It receives
 checkpoint.pt (everything, for --resume; the one before is kept as checkpoint.prev.pt), model.pt
-(encoder, EMA decoder and config, for test.py and the notebook), samples/, history.csv and
+(encoder, decoder and config, for test.py and the notebook), samples/, history.csv and
 losses.png. A second train.py on a folder in use is refused, and so is a new run in a folder that
 holds one (any of checkpoint.pt, checkpoint.prev.pt, model.pt, history.csv) unless --resume goes on
 with it or --overwrite starts again in its place. Under torchrun, rank 0 holds the folder.
@@ -627,7 +627,7 @@ class Run:
         rec, sample = D(E(real)[0]), D(self.fixed_noise.to(self.device))
         epoch = self.trainer.epoch
         self.writer.submit(save_grid, self.dir / "samples" / f"epoch_{epoch:04d}.png", real.cpu(), rec.cpu(),
-                           sample.cpu(), f"epoch {epoch}; rows: real, reconstruction, sample (EMA)")
+                           sample.cpu(), f"epoch {epoch}; rows: real, reconstruction, sample")
 
     def train(self):
         t, args = self.trainer, self.args
