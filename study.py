@@ -57,6 +57,10 @@ CONFIGS = {
     "as-only-features": ["--tanh", "as-only", "--rec-loss", "features"],
     "as-only-augment": ["--tanh", "as-only", "--augment", "1"],
     "as-only-mix": ["--tanh", "as-only", "--fakes", "mix"],
+    # this project's defaults since the moving average was found to blur (docs/STUDY.md): the decoder as trained
+    "as-only-trained": ["--tanh", "as-only", "--ema-decay", "0"],
+    # a plain autoencoder (no KL, no game) for as many steps: what these networks can reconstruct at all
+    "ae": ["--method", "vae", "--beta-kl", "0", "--ema-decay", "0"],
     "soft": ["--method", "soft"],
     "tanh-as-only": ["--tanh", "as-only"],
     "rec1-kl0.5": ["--beta-rec", "1", "--beta-kl", "0.5"],
