@@ -65,6 +65,10 @@ class RunError(Exception):
     """A problem the user can fix (a flag, a file); reported as one line."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM stopped the run after saving it; --resume goes on."""
+
+
 def parse_args(argv=None):
     p = Parser(prog="train.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
@@ -701,7 +705,7 @@ def train_to_end(run):
     except KeyboardInterrupt:
         run.save(wait=True)
         run.log(f"interrupted at step {run.trainer.step}; saved {run.dir}/checkpoint.pt (continue with --resume)")
-        return run.trainer
+        raise Interrupted from None
     finally:
         for s, handler in previous_handlers.items():
             signal.signal(s, handler)
@@ -719,6 +723,8 @@ def main(argv=None):
     except (RunError, DatasetError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except Interrupted:
+        return 130  # the shell's code for Ctrl-C: a script (study.py, `train && test`) tells it from the end
     finally:
         distributed.cleanup()
     return 0
