@@ -54,7 +54,8 @@ RUN_FILES = ("checkpoint.pt", "checkpoint.prev.pt", "model.pt", "history.csv")  
 OVERWRITTEN = (*RUN_FILES, "checkpoint.pt.tmp", "model.pt.tmp", "losses.png", "control.json", "samples/epoch_*.png")
 # The official AS-IntroVAE's settings (this project's seed); --official puts them back. The defaults differ
 # by the study (docs/STUDY.md): reconstruction weighed 10x the KL instead of 1/2, a plain VAE for the first
-# three quarters of the epochs, tanh only inside the AS distance (docs/ALGORITHM.md, Defaults).
+# three quarters of the epochs, tanh only inside the AS distance, no moving average of the decoder, the
+# encoder's feature distance added to the decoder's reconstruction term (docs/ALGORITHM.md, Defaults).
 OFFICIAL = {"beta_rec": 0.5, "beta_kl": 1.0, "beta_adv": None, "beta_neg": 256.0, "gamma_r": 1e-8, "tanh": "all",
             "method": "as", "vae_epochs": 0, "augment": 0.0, "rec_loss": "mse", "fakes": "prior", "ema_decay": 0.999}
 # What a checkpoint written before a flag existed ran with (--resume keeps it): the official behaviour.
@@ -116,9 +117,9 @@ def parse_args(argv=None):
     a("--fakes", default="prior", choices=["prior", "mix"], help="the codes the fakes are decoded from: prior: "
       "n ~ N(0, I), as the official code; mix: a random point between the codes of two real images of the batch, "
       "the frames of a walk (default %(default)s)")
-    a("--rec-loss", default="mse", choices=["mse", "ffl", "features"], help="reconstruction term of real images: "
+    a("--rec-loss", default="features", choices=["mse", "ffl", "features"], help="reconstruction term of real images: "
       "mse: the squared error R; ffl: R plus the focal frequency loss; features: R plus, in the decoder update, "
-      "the distance in the encoder's first feature maps (default %(default)s)")
+      "the distance in the encoder's first feature maps (default %(default)s; official mse)")
     a("--official", action="store_true", help="the official AS-IntroVAE's settings instead of this project's "
       "defaults: " + ", ".join(official_flag(k, v) for k, v in OFFICIAL.items()) + " (flags given beside it win)")
     a("--seed", type=int, default=0, help="random seed (default %(default)s)")
