@@ -28,7 +28,8 @@ def test_tiny_run_leaves_everything_and_resumes(tmp_path, images12, capsys):
     estimates = re.findall(line, capsys.readouterr().out)
     assert len(estimates) == 1  # one line, after the warm-up step and three timed ones
     per_step, per_epoch = map(float, estimates[0])
-    assert 0 < 4 * per_step < wall and per_epoch == pytest.approx(2 * per_step / 60, abs=0.05)
+    # the three timed steps lie within the run (the warm-up step may be faster or slower than them under load)
+    assert 0 < 3 * per_step < wall and per_epoch == pytest.approx(2 * per_step / 60, abs=0.05)
     for name in ("checkpoint.pt", "model.pt", "history.csv", "losses.png"):
         assert (run / name).is_file(), name
     assert list((run / "samples").glob("*.png"))
