@@ -57,7 +57,7 @@ CONFIGS = {
     "as-only-features": ["--tanh", "as-only", "--rec-loss", "features"],
     "as-only-augment": ["--tanh", "as-only", "--augment", "1"],
     "as-only-mix": ["--tanh", "as-only", "--fakes", "mix"],
-    # this project's defaults since the moving average was found to blur (docs/STUDY.md): the decoder as trained
+    # the decoder as trained (no moving average, docs/STUDY.md), squared error: the defaults before --rec-loss features
     "as-only-trained": ["--tanh", "as-only", "--ema-decay", "0"],
     # a plain autoencoder (no KL, no game) for as many steps: what these networks can reconstruct at all
     "ae": ["--method", "vae", "--beta-kl", "0", "--ema-decay", "0"],

@@ -117,8 +117,8 @@ def parse_args(argv=None):
     a("--fakes", default="prior", choices=["prior", "mix"], help="the codes the fakes are decoded from: prior: "
       "n ~ N(0, I), as the official code; mix: a random point between the codes of two real images of the batch, "
       "the frames of a walk (default %(default)s)")
-    a("--rec-loss", default="features", choices=["mse", "ffl", "features"], help="reconstruction term of real images: "
-      "mse: the squared error R; ffl: R plus the focal frequency loss; features: R plus, in the decoder update, "
+    a("--rec-loss", default="features", choices=["mse", "ffl", "features"], help="reconstruction term of real "
+      "images: mse: the squared error R; ffl: R plus the focal frequency loss; features: R plus, in the decoder update, "
       "the distance in the encoder's first feature maps (default %(default)s; official mse)")
     a("--official", action="store_true", help="the official AS-IntroVAE's settings instead of this project's "
       "defaults: " + ", ".join(official_flag(k, v) for k, v in OFFICIAL.items()) + " (flags given beside it win)")
