@@ -45,6 +45,7 @@ class Hyper:
     fakes: str = "prior"  # the codes of the fakes: "prior" (n ~ N(0, I)) or "mix" (between two real images' codes)
     rec_loss: str = "mse"  # real images' reconstruction term: "mse" (R), "ffl" (R + focal frequency loss) or
     #                        "features" (R, plus the encoder-feature distance in the decoder update)
+    feature_weight: float = 1.0  # with rec_loss "features": the weight of the feature distance beside R
     probe: bool = False  # fast step: also measure the decoder's gradient from each part of L_D (a logged step)
 
 
@@ -100,7 +101,7 @@ def real_reconstruction(x, rec, hp, E=None):
     elif hp.rec_loss == "features" and E is not None:
         with torch.no_grad():
             target = [full(f) for f in E.features(x)]
-        r = r + feature_error(target, [full(f) for f in E.features(rec)], x)
+        r = r + hp.feature_weight * feature_error(target, [full(f) for f in E.features(rec)], x)
     return r.mean()
 
 

@@ -59,6 +59,8 @@ CONFIGS = {
     "as-only-mix": ["--tanh", "as-only", "--fakes", "mix"],
     # the decoder as trained (no moving average, docs/STUDY.md), squared error: the defaults before --rec-loss features
     "as-only-trained": ["--tanh", "as-only", "--ema-decay", "0"],
+    # the decoder as trained with the feature distance weighed 4x the squared error: does more of it give more detail?
+    "features-w4-trained": ["--tanh", "as-only", "--rec-loss", "features", "--feature-weight", "4", "--ema-decay", "0"],
     # a plain autoencoder (no KL, no game) for as many steps: what these networks can reconstruct at all
     "ae": ["--method", "vae", "--beta-kl", "0", "--ema-decay", "0"],
     "soft": ["--method", "soft"],

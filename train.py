@@ -59,7 +59,8 @@ OVERWRITTEN = (*RUN_FILES, "checkpoint.pt.tmp", "model.pt.tmp", "losses.png", "c
 OFFICIAL = {"beta_rec": 0.5, "beta_kl": 1.0, "beta_adv": None, "beta_neg": 256.0, "gamma_r": 1e-8, "tanh": "all",
             "method": "as", "vae_epochs": 0, "augment": 0.0, "rec_loss": "mse", "fakes": "prior", "ema_decay": 0.999}
 # What a checkpoint written before a flag existed ran with (--resume keeps it): the official behaviour.
-BEFORE_FLAG = {"vae_epochs": 0, "beta_adv": None, "tanh": "all", "augment": 0.0, "rec_loss": "mse", "fakes": "prior"}
+BEFORE_FLAG = {"vae_epochs": 0, "beta_adv": None, "tanh": "all", "augment": 0.0, "rec_loss": "mse", "fakes": "prior",
+               "feature_weight": 1.0}
 
 
 class RunError(Exception):
@@ -120,6 +121,8 @@ def parse_args(argv=None):
     a("--rec-loss", default="features", choices=["mse", "ffl", "features"], help="reconstruction term of real "
       "images: mse: the squared error R; ffl: R plus the focal frequency loss; features: R plus, in the decoder update, "
       "the distance in the encoder's first feature maps (default %(default)s; official mse)")
+    a("--feature-weight", type=float, default=1.0, help="with --rec-loss features: the weight of the "
+      "feature distance beside the squared error, both in the units of R (default %(default)s)")
     a("--official", action="store_true", help="the official AS-IntroVAE's settings instead of this project's "
       "defaults: " + ", ".join(official_flag(k, v) for k, v in OFFICIAL.items()) + " (flags given beside it win)")
     a("--seed", type=int, default=0, help="random seed (default %(default)s)")
@@ -169,11 +172,13 @@ def impossible(args, given):
     for k in ("lr", "beta_rec"):
         if not 0 < getattr(args, k) < math.inf:
             yield f"--{k.replace('_', '-')} must be a positive number, got {getattr(args, k)}"
-    for k in ("beta_kl", "gamma_r"):
+    for k in ("beta_kl", "gamma_r", "feature_weight"):
         if not 0 <= getattr(args, k) < math.inf:
             yield f"--{k.replace('_', '-')} must be 0 or a positive number, got {getattr(args, k)}"
     if args.beta_adv is not None and not 0 <= args.beta_adv < math.inf:
         yield f"--beta-adv must be 0 or a positive number, got {args.beta_adv}"
+    if "feature_weight" in given and args.rec_loss != "features":
+        yield f"--feature-weight weighs the feature distance of --rec-loss features, not of --rec-loss {args.rec_loss}"
     if not 0 <= args.augment <= 1:
         yield f"--augment is a probability: between 0 and 1, got {args.augment}"
     if not 0 <= args.ema_decay <= 1:
@@ -306,7 +311,8 @@ class Trainer:
         self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, [args.lr_drop_epoch], 0.1)
         self.hp = Hyper(args.beta_kl, args.beta_rec, initial_beta_neg(args), args.gamma_r, image_scale(cfg.image_size),
                         args.method, args.ema_decay, bf16=fast and use_bf16(args.precision, device), tanh=args.tanh,
-                        beta_adv=args.beta_adv, augment=args.augment, rec_loss=args.rec_loss, fakes=args.fakes)
+                        beta_adv=args.beta_adv, augment=args.augment, rec_loss=args.rec_loss, fakes=args.fakes,
+                        feature_weight=args.feature_weight)
         # --beta-neg START:END; it ends when beta_neg is set otherwise (control.json, a recovery)
         self.schedule = args.beta_neg if isinstance(args.beta_neg, tuple) else None
         self.step_fn = fast_step if fast else reference_step
@@ -606,7 +612,8 @@ class Run:
                 "beta_neg": t.hp.beta_neg, "method": self.args.method, "tanh": self.args.tanh,
                 "beta_rec": self.args.beta_rec, "beta_kl": self.args.beta_kl, "beta_adv": self.args.beta_adv,
                 "augment": self.args.augment, "fakes": self.args.fakes,
-                "rec_loss": self.args.rec_loss, "ema_decay": self.args.ema_decay}
+                "rec_loss": self.args.rec_loss, "feature_weight": self.args.feature_weight,
+                "ema_decay": self.args.ema_decay}
         job = self.writer.submit(self.write, state, model, meta, self.history.rows(), self.keep_previous)
         if wait:
             self.writer.wait()

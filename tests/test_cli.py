@@ -35,6 +35,8 @@ CASES = [
     ("train.py", "--method vae --beta-neg auto --out RUN", "which --method vae does not have"),
     ("train.py", "--ema-decay 1.5 --out RUN", "--ema-decay must be between 0 and 1"),
     ("train.py", "--gamma-r -1 --out RUN", "--gamma-r must be 0 or a positive number"),
+    ("train.py", "--feature-weight -1 --out RUN", "--feature-weight must be 0 or a positive number"),
+    ("train.py", "--rec-loss mse --feature-weight 4 --out RUN", "not of --rec-loss mse"),
     ("train.py", "--lr-drop-epoch -1 --out RUN", "--lr-drop-epoch must be at least 1"),
     ("train.py", "--max-steps 0 --out RUN", "--max-steps must be at least 1"),
     ("train.py", "--vae-epochs -1 --out RUN", "--vae-epochs must be at least 0"),

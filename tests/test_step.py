@@ -6,7 +6,7 @@ import torch
 
 from losses import image_scale
 from models import build_model, count_parameters, preset_config
-from step import Hyper, draw_noise, fake_codes, fast_step, reference_step
+from step import Hyper, draw_noise, fake_codes, fast_step, real_reconstruction, reference_step
 
 
 def run(step_fn, model, x, noise, hp, c, memory_format):
@@ -114,6 +114,21 @@ def test_beta_adv_weighs_the_decoders_adversarial_terms_only():
     assert torch.equal(step(1.0, 0.1)["loss_e"], step(1.0, 1.0)["loss_e"])  # the encoder's loss does not see it
     # without the reconstruction term, L_D is the adversarial part alone: ten times the weight, ten times the loss
     assert step(0.0, 1.0)["loss_d"].item() == pytest.approx(10 * step(0.0, 0.1)["loss_d"].item(), rel=1e-5)
+
+
+def test_feature_weight_scales_the_feature_distance_of_the_decoder_update():
+    torch.manual_seed(0)
+    E = build_model(preset_config("tiny")).encoder
+    x, rec = torch.rand(4, 3, 64, 64), torch.rand(4, 3, 64, 64)
+
+    def l_rec(weight, rec_loss="features", encoder=E):
+        hp = Hyper(1.0, 0.5, 256.0, 0.0, image_scale(64), rec_loss=rec_loss, feature_weight=weight)
+        return real_reconstruction(x, rec, hp, encoder).item()
+
+    assert l_rec(0.0) == pytest.approx(l_rec(1.0, "mse"))  # weight 0: the squared error alone
+    assert l_rec(1.0) > l_rec(0.0)
+    assert l_rec(3.0) - l_rec(0.0) == pytest.approx(3 * (l_rec(1.0) - l_rec(0.0)), rel=1e-4)
+    assert l_rec(3.0, encoder=None) == l_rec(0.0)  # the encoder update (no E given) never sees it
 
 
 def test_mixed_fakes_are_decoded_from_points_between_two_real_codes():
