@@ -177,7 +177,8 @@ def reconstruction_metrics(model, images, batch_size):
         x = images[i:i + batch_size].float().div(255)
         recs.append(decode(model, mu[i:i + batch_size], batch_size))
         pairs = {"": recs[-1], **{f"thumb{k}_": thumbnail(x, k) for k in THUMB_SIDES}}
-        batch = {**{p + "psnr": psnr(x, y) for p, y in pairs.items()}, **{p + "ssim": ssim(x, y) for p, y in pairs.items()}}
+        batch = {**{p + "psnr": psnr(x, y) for p, y in pairs.items()},
+                 **{p + "ssim": ssim(x, y) for p, y in pairs.items()}}
         for k, v in batch.items():
             values[k] = values.get(k, []) + v
     return {k: float(np.mean(v)) for k, v in values.items()}, mu, torch.cat(recs)
@@ -264,8 +265,9 @@ def decoder_drive(model, images, batch=6, seed=0):
     if meta["method"] == "as" and meta["tanh"] != "as-only":  # all and both squash the decoder's KL terms
         (mu_r, lv_r), (mu_f, lv_f) = squash(mu_r, lv_r), squash(mu_f, lv_f)
     s = image_scale(x.shape[-1])
+    beta_adv = meta.get("beta_adv") or meta["beta_kl"]
     parts = [s * meta["beta_rec"] * reconstruction_error(x, rec).mean(),
-             s * 0.5 * (meta.get("beta_adv") or meta["beta_kl"]) * (kl_divergence(mu_r, lv_r).mean() + kl_divergence(mu_f, lv_f).mean())]
+             s * 0.5 * beta_adv * (kl_divergence(mu_r, lv_r).mean() + kl_divergence(mu_f, lv_f).mean())]
     params = list(D.parameters())
     norms = [torch.sqrt(sum(g.square().sum() for g in torch.autograd.grad(p, params, retain_graph=True)))
              for p in parts]
@@ -381,7 +383,9 @@ def evaluate(args):
     metrics["detail"] = detail_metrics(originals, recs, held, generated)
     net, no_realism = realism_setting(args.features, families)
     if net is not None:
-        floor = held[0] if heldout == HELDOUT else load_folder(demo_heldout(), model.config.image_size)[0].float().div(255)
+        # the floor: real demo images no run trained on (the held-out set when it is the demo's)
+        size = model.config.image_size
+        floor = held[0] if heldout == HELDOUT else load_folder(demo_heldout(), size)[0].float().div(255)
         metrics["realism"], metrics["coverage"] = realism_metrics(net, originals, recs, held, generated, floor)
 
     name = args.model if "epoch" not in model.meta else f"{args.model} (epoch {model.meta['epoch']})"
@@ -395,7 +399,8 @@ def evaluate(args):
     rows = [("original", original, [paths[i].stem for i in idx]), ("reconstruction", decode(model, mu[idx]), None),
             ("8x8 thumbnail", thumbnail(original, 8), None)]
     save(rows_figure(rows, f"Reconstructions D(\u03bc) by {name}; over all {n} images PSNR {metrics['psnr']:.2f} dB, "
-                           f"SSIM {metrics['ssim']:.3f} (8x8: {metrics['thumb8_psnr']:.2f} dB, {metrics['thumb8_ssim']:.3f})"),
+                           f"SSIM {metrics['ssim']:.3f} "
+                           f"(8x8: {metrics['thumb8_psnr']:.2f} dB, {metrics['thumb8_ssim']:.3f})"),
          args.out / "reconstructions.png")
     shown_samples = list(range(min(RECON_SHOWN // 2, SAMPLES)))  # one row of each law
     rows = [row for law, (sampled, samples, near) in drawn.items()
@@ -425,7 +430,8 @@ def report(metrics, k, no_knn, no_realism):
     """The metrics in words, each beside its baselines."""
     def line(m):
         return (f"PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}; baselines: 8x8 thumbnail {m['thumb8_psnr']:.2f} dB, "
-                f"SSIM {m['thumb8_ssim']:.4f}; 16x16 thumbnail {m['thumb16_psnr']:.2f} dB, SSIM {m['thumb16_ssim']:.4f}")
+                f"SSIM {m['thumb8_ssim']:.4f}; "
+                f"16x16 thumbnail {m['thumb16_psnr']:.2f} dB, SSIM {m['thumb16_ssim']:.4f}")
     print(f"training images ({metrics['images']}): {line(metrics)}")
     if "heldout" in metrics:
         h = metrics["heldout"]
@@ -449,11 +455,13 @@ def report(metrics, k, no_knn, no_realism):
         for name, r in metrics["realism"].items():
             refs = ", ".join(f"{'floor' if ref == 'floor' else ref[5:] + 'x' + ref[5:]} {v['fd']:.1f} / "
                              f"{1000 * v['kid']:.1f}" for ref, v in r.items() if ref != "value")
-            print(f"  {SHOWN_AS.get(name, name):32s} {r['value']['fd']:7.1f} / {1000 * r['value']['kid']:.1f}   ({refs})")
+            value = r["value"]
+            print(f"  {SHOWN_AS.get(name, name):32s} {value['fd']:7.1f} / {1000 * value['kid']:.1f}   ({refs})")
         print("families the network assigns (of 8), and its mean confidence:")
         for name, c in metrics["coverage"].items():
             counts = ", ".join(f"{f} {n}" for f, n in c["families"].items() if n)
-            print(f"  {SHOWN_AS.get(name, name):32s} {c['present']} present, confidence {c['confidence']:.2f} ({counts})")
+            shown = SHOWN_AS.get(name, name)
+            print(f"  {shown:32s} {c['present']} present, confidence {c['confidence']:.2f} ({counts})")
     else:
         print(f"no realism measures: {no_realism}")
 

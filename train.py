@@ -119,8 +119,8 @@ def parse_args(argv=None):
       "n ~ N(0, I), as the official code; mix: a random point between the codes of two real images of the batch, "
       "the frames of a walk (default %(default)s)")
     a("--rec-loss", default="features", choices=["mse", "ffl", "features"], help="reconstruction term of real "
-      "images: mse: the squared error R; ffl: R plus the focal frequency loss; features: R plus, in the decoder update, "
-      "the distance in the encoder's first feature maps (default %(default)s; official mse)")
+      "images: mse: the squared error R; ffl: R plus the focal frequency loss; features: R plus, in the decoder "
+      "update, the distance in the encoder's first feature maps (default %(default)s; official mse)")
     a("--feature-weight", type=float, default=1.0, help="with --rec-loss features: the weight of the "
       "feature distance beside the squared error, both in the units of R (default %(default)s)")
     a("--official", action="store_true", help="the official AS-IntroVAE's settings instead of this project's "
@@ -341,7 +341,8 @@ class Trainer:
     def state(self):
         """Everything --resume needs; only tensors and plain data, so it loads with weights_only=True."""
         return {"config": self.cfg.to_dict(), "args": vars(self.args), "epoch": self.epoch, "step": self.step,
-                "beta_neg": self.hp.beta_neg, "schedule": self.schedule, "model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                "beta_neg": self.hp.beta_neg, "schedule": self.schedule,
+                "model": self.model.state_dict(), "ema": self.ema.state_dict(),
                 "optimizer_e": self.opt_e.state_dict(), "optimizer_d": self.opt_d.state_dict(),
                 "scheduler_e": self.sched_e.state_dict(), "scheduler_d": self.sched_d.state_dict(),
                 "rng": {"generator": self.generator.get_state()}}  # the noise and flips; the rest is seeded
@@ -524,7 +525,8 @@ class Run:
         self.control = ControlFile(self.dir / "control.json", log=self.log)
         if saved is None or "beta_neg" in given:
             self.control.poll()  # --beta-neg wins over what the file held before this start; later edits apply
-        self.fixed_real = self.images[torch.linspace(0, len(images) - 1, min(GRID, len(images))).long()]  # one per family
+        # one per family
+        self.fixed_real = self.images[torch.linspace(0, len(images) - 1, min(GRID, len(images))).long()]
         self.fixed_noise = torch.randn(len(self.fixed_real), cfg.z_dim,
                                        generator=torch.Generator().manual_seed(args.seed))
         self.writer = Writer()
@@ -688,7 +690,8 @@ class Run:
             if last:
                 line = shown({**last, "beta_neg": t.hp.beta_neg}, "rec", "kl_real", "kl_fake", "diff_kl", "beta_neg",
                              "c", "grad_rec", "grad_adv", "sat_fake", "img_per_s")
-                self.log(f"epoch {t.epoch}/{args.epochs}  step {t.step}  " + "  ".join(f"{k} {v}" for k, v in line.items()))
+                self.log(f"epoch {t.epoch}/{args.epochs}  step {t.step}  "
+                         + "  ".join(f"{k} {v}" for k, v in line.items()))
             if self.main and (t.epoch % args.sample_every == 0 or t.epoch == args.epochs):
                 self.samples()
             if t.epoch % args.save_every == 0 and t.epoch < args.epochs and not done:
