@@ -177,16 +177,13 @@ def impossible(args, given):
             yield f"--{k.replace('_', '-')} must be 0 or a positive number, got {getattr(args, k)}"
     if args.beta_adv is not None and not 0 <= args.beta_adv < math.inf:
         yield f"--beta-adv must be 0 or a positive number, got {args.beta_adv}"
-    if "feature_weight" in given and args.rec_loss != "features":
-        yield f"--feature-weight weighs the feature distance of --rec-loss features, not of --rec-loss {args.rec_loss}"
     if not 0 <= args.augment <= 1:
         yield f"--augment is a probability: between 0 and 1, got {args.augment}"
     if not 0 <= args.ema_decay <= 1:
         yield f"--ema-decay must be between 0 and 1, got {args.ema_decay}"
     if not 0 < args.beta_neg_min <= args.beta_neg_max < math.inf:
         yield "need 0 < --beta-neg-min <= --beta-neg-max"
-    if args.method == "vae" and args.beta_neg == "auto":
-        yield "--beta-neg auto reads the fake terms, which --method vae does not have"
+    yield from conflicts(args, given)
     if args.resume and args.overwrite:
         yield "--resume goes on with the run in the folder, --overwrite deletes it: give one of them"
     out = Path(args.out)
@@ -200,6 +197,15 @@ def impossible(args, given):
             check_folder(args.data)
         except DatasetError as err:
             yield str(err)
+
+
+def conflicts(args, given):
+    """Flags given now that the run's other settings make meaningless; checked again on --resume, where those
+    settings are the saved ones."""
+    if "feature_weight" in given and args.rec_loss != "features":
+        yield f"--feature-weight weighs the feature distance of --rec-loss features, not of --rec-loss {args.rec_loss}"
+    if args.method == "vae" and args.beta_neg == "auto":
+        yield "--beta-neg auto reads the fake terms, which --method vae does not have"
 
 
 def claim(folder, args):
@@ -477,6 +483,8 @@ class Run:
             merged = {**vars(args), **BEFORE_FLAG, **saved["args"], "max_steps": None, **given}
             merged.update(resume=True, overwrite=False, out=str(self.dir))
             args = argparse.Namespace(**merged)
+            for message in conflicts(args, given):
+                raise RunError(f"{message}: the run in {self.dir} was saved so")
             if (args.max_steps or math.inf) <= saved["step"]:  # else it would train to the last epoch
                 raise RunError(f"--max-steps {args.max_steps}: {source} is at step {saved['step']} already")
             self.data_dir = Path(args.data)  # the saved run's data unless --data is given now

@@ -76,6 +76,21 @@ def test_resume_gives_the_same_weights(tmp_path, images12):
                 assert torch.equal(s[k], b[part]["state"][i][k]), (part, i, k)
 
 
+def test_resume_refuses_flags_that_the_saved_run_makes_meaningless(tmp_path, images12, capsys):
+    """On --resume the saved settings win over the defaults, so a flag given now is checked against them:
+    --feature-weight on a run saved with the squared error would otherwise be accepted and do nothing."""
+    run = tmp_path / "run"
+    assert train.main(["--data", str(images12), "--epochs", "1", "--out", str(run), *TINY,
+                       "--rec-loss", "mse", "--method", "vae"]) == 0
+    saved = (run / "checkpoint.pt").read_bytes()
+    capsys.readouterr()
+    for flags, message in ((["--feature-weight", "4"], "not of --rec-loss mse"),
+                           (["--beta-neg", "auto"], "which --method vae does not have")):
+        assert train.main(["--out", str(run), "--resume", "--epochs", "2", *flags]) == 1
+        err = capsys.readouterr().err
+        assert message in err and f"the run in {run} was saved so" in err
+        assert (run / "checkpoint.pt").read_bytes() == saved
+
 def test_the_moving_average_does_not_change_the_trained_weights(tmp_path, images12):
     """The EMA never enters a step: runs with any decay train the same weights, and with decay 0 the decoder it
     exports is the trained one (docs/STUDY.md compares the two decoders of finished runs on this ground)."""
