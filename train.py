@@ -489,6 +489,11 @@ class Run:
                 raise RunError(f"--max-steps {args.max_steps}: {source} is at step {saved['step']} already")
             self.data_dir = Path(args.data)  # the saved run's data unless --data is given now
             cfg = ModelConfig.from_dict(saved["config"])
+            shape = {"preset": saved["args"]["preset"], "image_size": cfg.image_size, "z_dim": cfg.z_dim}
+            changed = [f"--{k.replace('_', '-')} {given[k]}" for k, v in shape.items() if k in given and given[k] != v]
+            if changed:
+                raise RunError(f"{', '.join(changed)}: the run in {self.dir} is a {shape['preset']} model, "
+                               f"{cfg.image_size}px, z_dim {cfg.z_dim}; --resume cannot change its shape")
         else:
             try:
                 cfg = preset_config(args.preset, args.image_size, args.z_dim)

@@ -78,17 +78,20 @@ def test_resume_gives_the_same_weights(tmp_path, images12):
 
 def test_resume_refuses_flags_that_the_saved_run_makes_meaningless(tmp_path, images12, capsys):
     """On --resume the saved settings win over the defaults, so a flag given now is checked against them:
-    --feature-weight on a run saved with the squared error would otherwise be accepted and do nothing."""
+    --feature-weight on a run saved with the squared error would otherwise be accepted and do nothing, and a
+    model shape other than the saved one would be ignored (and the other preset's name written as the run's)."""
     run = tmp_path / "run"
     assert train.main(["--data", str(images12), "--epochs", "1", "--out", str(run), *TINY,
                        "--rec-loss", "mse", "--method", "vae"]) == 0
     saved = (run / "checkpoint.pt").read_bytes()
     capsys.readouterr()
-    for flags, message in ((["--feature-weight", "4"], "not of --rec-loss mse"),
-                           (["--beta-neg", "auto"], "which --method vae does not have")):
+    for flags, message in ((["--feature-weight", "4"], "not of --rec-loss mse: the run in {run} was saved so"),
+                           (["--beta-neg", "auto"], "which --method vae does not have: the run in {run} was saved so"),
+                           (["--z-dim", "16", "--preset", "tiny", "--image-size", "128"],
+                            "--image-size 128, --z-dim 16: the run in {run} is a tiny model, 64px, z_dim 32; --resume "
+                            "cannot change its shape")):
         assert train.main(["--out", str(run), "--resume", "--epochs", "2", *flags]) == 1
-        err = capsys.readouterr().err
-        assert message in err and f"the run in {run} was saved so" in err
+        assert message.format(run=run) in capsys.readouterr().err
         assert (run / "checkpoint.pt").read_bytes() == saved
 
 def test_the_moving_average_does_not_change_the_trained_weights(tmp_path, images12):
