@@ -9,6 +9,9 @@ import torch
 import torch.nn as nn
 
 FULL_WIDTHS = (64, 128, 256, 512, 512, 512)  # the seed's model at 256x256, about 43 M parameters
+# The decoder's x2 upsamplings. nearest (the official) copies each pixel into a 2x2 block, whose edges the
+# convolutions after it can turn into patterns aligned with the axes; bilinear leaves no blocks (docs/ALGORITHM.md)
+UPSAMPLING = {"nearest": {}, "bilinear": {"align_corners": False}}
 FEATURE_STAGES = 3  # --rec-loss features: the encoder's maps at S/2, S/4 and S/8, where fine detail still has room
 
 
@@ -17,9 +20,12 @@ class ModelConfig:
     image_size: int = 256
     z_dim: int = 256
     widths: tuple = FULL_WIDTHS  # one width per halving of the image, 4x4 at the bottom
+    upsample: str = "nearest"  # the decoder's x2 upsamplings: nearest (official) or bilinear
 
     def __post_init__(self):
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        if self.upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {self.upsample!r}")
         if self.image_size != 4 * 2 ** len(self.widths):
             raise ValueError(f"image size {self.image_size} needs {len(self.widths)} widths to reach 4x4, "
                              f"got {self.widths}")
@@ -44,7 +50,7 @@ PRESETS = {
 }
 
 
-def preset_config(name, image_size=None, z_dim=None):
+def preset_config(name, image_size=None, z_dim=None, upsample="nearest"):
     """The ModelConfig of a preset; image size 128 keeps the first five widths, 64 the first four."""
     base, mult, default_size, default_z = PRESETS[name]
     image_size = image_size or default_size
@@ -52,7 +58,7 @@ def preset_config(name, image_size=None, z_dim=None):
     if n is None:
         raise ValueError(f"image size must be 64, 128 or 256, got {image_size}")
     widths = tuple(max(4, int(w * mult)) for w in base[:n])
-    return ModelConfig(image_size=image_size, z_dim=z_dim or default_z, widths=widths)
+    return ModelConfig(image_size=image_size, z_dim=z_dim or default_z, widths=widths, upsample=upsample)
 
 
 class ResidualBlock(nn.Module):
@@ -107,7 +113,8 @@ class Decoder(nn.Module):
         self.fc = nn.Sequential(nn.Linear(cfg.z_dim, w[-1] * 4 * 4), nn.ReLU())
         layers = []
         for c_in, c_out in zip((w[-1],) + w[::-1][:-1], w[::-1]):  # each width in reverse order
-            layers += [ResidualBlock(c_in, c_out), nn.Upsample(scale_factor=2, mode="nearest")]
+            layers += [ResidualBlock(c_in, c_out), nn.Upsample(scale_factor=2, mode=cfg.upsample,
+                                                               **UPSAMPLING[cfg.upsample])]
         layers += [ResidualBlock(w[0], w[0]), nn.Conv2d(w[0], 3, 5, padding=2)]
         self.main = nn.Sequential(*layers)
 

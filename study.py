@@ -61,6 +61,9 @@ CONFIGS = {
     "as-only-trained": ["--tanh", "as-only", "--ema-decay", "0"],
     # the decoder as trained with the feature distance weighed 4x the squared error: does more of it give more detail?
     "features-w4-trained": ["--tanh", "as-only", "--rec-loss", "features", "--feature-weight", "4", "--ema-decay", "0"],
+    # the decoder as trained, weight 1, its upsamplings bilinear: does the grid texture go, and detail with it?
+    "features-bilinear-trained": ["--tanh", "as-only", "--rec-loss", "features", "--ema-decay", "0", "--upsample",
+                                  "bilinear"],
     # a plain autoencoder (no KL, no game) for as many steps: what these networks can reconstruct at all
     "ae": ["--method", "vae", "--beta-kl", "0", "--ema-decay", "0"],
     "soft": ["--method", "soft"],

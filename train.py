@@ -44,7 +44,7 @@ from control import AutoBetaNeg, ControlFile, DivergenceGuard
 from cli import Parser
 from dataset import DatasetError, ImageBatches, check_folder, load_folder
 from losses import image_scale, transition_coefficient
-from models import PRESETS, ModelConfig, build_model, count_parameters, preset_config, reparameterize
+from models import PRESETS, UPSAMPLING, ModelConfig, build_model, count_parameters, preset_config, reparameterize
 from report import History, plot_history, save_grid
 from step import Hyper, draw_noise, fast_step, reference_step
 
@@ -80,6 +80,8 @@ def parse_args(argv=None):
       help="model size: full (42 M parameters, GPU), small (3.8 M, CPU), tiny (64x64, tests) (default %(default)s)")
     a("--image-size", type=int, default=None, choices=[64, 128, 256], help="image size (default: the preset's)")
     a("--z-dim", type=int, default=None, help="latent dimensions (default: the preset's, 256 for full and small)")
+    a("--upsample", default="nearest", choices=list(UPSAMPLING), help="the decoder's x2 upsamplings (default "
+      "%(default)s, official)")
     a("--epochs", type=int, default=400, help="epochs to train in all, counting resumed ones (default %(default)s)")
     a("--batch-size", type=int, default=6, help="images per step and process (default %(default)s)")
     a("--lr", type=float, default=2e-4, help="Adam learning rate of encoder and decoder (default %(default)s)")
@@ -489,14 +491,16 @@ class Run:
                 raise RunError(f"--max-steps {args.max_steps}: {source} is at step {saved['step']} already")
             self.data_dir = Path(args.data)  # the saved run's data unless --data is given now
             cfg = ModelConfig.from_dict(saved["config"])
-            shape = {"preset": saved["args"]["preset"], "image_size": cfg.image_size, "z_dim": cfg.z_dim}
+            shape = {"preset": saved["args"]["preset"], "image_size": cfg.image_size, "z_dim": cfg.z_dim,
+                     "upsample": cfg.upsample}
             changed = [f"--{k.replace('_', '-')} {given[k]}" for k, v in shape.items() if k in given and given[k] != v]
             if changed:
                 raise RunError(f"{', '.join(changed)}: the run in {self.dir} is a {shape['preset']} model, "
-                               f"{cfg.image_size}px, z_dim {cfg.z_dim}; --resume cannot change its shape")
+                               f"{cfg.image_size}px, z_dim {cfg.z_dim}, {cfg.upsample} upsampling; --resume cannot "
+                               "change its shape")
         else:
             try:
-                cfg = preset_config(args.preset, args.image_size, args.z_dim)
+                cfg = preset_config(args.preset, args.image_size, args.z_dim, args.upsample)
             except ValueError as err:
                 raise RunError(str(err))
         self.args, self.cfg = args, cfg

@@ -4,12 +4,14 @@ import json
 import re
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 import torch
 
 import train
 from checkpoint import load_model, safe_load
+from models import build_model
 
 TINY = ["--preset", "tiny", "--log-every", "1"]
 
@@ -87,12 +89,24 @@ def test_resume_refuses_flags_that_the_saved_run_makes_meaningless(tmp_path, ima
     capsys.readouterr()
     for flags, message in ((["--feature-weight", "4"], "not of --rec-loss mse: the run in {run} was saved so"),
                            (["--beta-neg", "auto"], "which --method vae does not have: the run in {run} was saved so"),
-                           (["--z-dim", "16", "--preset", "tiny", "--image-size", "128"],
-                            "--image-size 128, --z-dim 16: the run in {run} is a tiny model, 64px, z_dim 32; --resume "
-                            "cannot change its shape")):
+                           (["--z-dim", "16", "--preset", "tiny", "--image-size", "128", "--upsample", "bilinear"],
+                            "--image-size 128, --z-dim 16, --upsample bilinear: the run in {run} is a tiny model, 64px, "
+                            "z_dim 32, nearest upsampling; --resume cannot change its shape")):
         assert train.main(["--out", str(run), "--resume", "--epochs", "2", *flags]) == 1
         assert message.format(run=run) in capsys.readouterr().err
         assert (run / "checkpoint.pt").read_bytes() == saved
+
+def test_the_upsampling_is_part_of_the_saved_model(tmp_path, images12):
+    """--upsample bilinear changes no weight, only how the decoder uses them: model.pt must rebuild it so."""
+    run = tmp_path / "run"
+    assert train.main(["--data", str(images12), "--epochs", "1", "--out", str(run), *TINY, "--upsample", "bilinear"]) == 0
+    model = load_model(run / "model.pt")
+    assert model.config.upsample == "bilinear"
+    as_nearest = build_model(replace(model.config, upsample="nearest")).eval()
+    as_nearest.load_state_dict(model.state_dict())
+    z = torch.randn(2, model.config.z_dim)
+    with torch.no_grad():
+        assert not torch.allclose(model.decoder(z), as_nearest.decoder(z), atol=1e-3)
 
 def test_the_moving_average_does_not_change_the_trained_weights(tmp_path, images12):
     """The EMA never enters a step: runs with any decay train the same weights, and with decay 0 the decoder it
