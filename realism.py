@@ -11,6 +11,9 @@ guess. These measures do not:
   originals' (1: as much structure at that scale as the real images; 0.1: a tenth of it), and one distance
   over all bands, the root mean square of log2 of the ratios, which counts too little and too much alike
   (noise and grid artefacts are not detail).
+- Grid: the power at a period of about 2 pixels along either axis, as a ratio to the originals'. A decoder
+  that upsamples by repeating pixels and then convolves can leave a fine axis-aligned grid on flat regions,
+  which the finest band counts as detail; this number tells the two apart (1: as much as real images).
 - The Fréchet distance (FD) and the kernel inception distance (KID) of Heusel et al. 2017 and Bińkowski et al.
   2018, computed in the features of `FeatureNet` instead of Inception's (which cannot be downloaded here), as
   the Fréchet LeNet distance does for MNIST. FeatureNet learns to tell the 8 families of `fantasy.py` apart
@@ -53,14 +56,19 @@ def luminance(x):
     return torch.einsum("nchw,c->nhw", x.float(), torch.tensor([0.299, 0.587, 0.114]))
 
 
-def band_power(x):
-    """(N, len(BANDS)) power of each image's luminance spectrum in each band. The image minus its mean is
+def power_spectrum(x):
+    """(N, S, S) power of each image's luminance spectrum (torch.fft order). The image minus its mean is
     Hann-windowed first, so that its borders (a sky above a sea) do not spread power over every frequency."""
     grey = luminance(x)
-    s = grey.shape[-1]
-    window = torch.hann_window(s, periodic=False)
+    window = torch.hann_window(grey.shape[-1], periodic=False)
     grey = (grey - grey.mean((1, 2), keepdim=True)) * window[:, None] * window[None, :]
-    power = torch.fft.fft2(grey, norm="ortho").abs().square()  # (N, S, S)
+    return torch.fft.fft2(grey, norm="ortho").abs().square()
+
+
+def band_power(x):
+    """(N, len(BANDS)) power of each image's luminance spectrum in each band."""
+    power = power_spectrum(x)
+    s = power.shape[-1]
     f = torch.fft.fftfreq(s) * s  # cycles per image width
     radius = (f[:, None].square() + f[None, :].square()).sqrt()  # (S, S)
     bands = []
@@ -72,14 +80,26 @@ def band_power(x):
     return torch.stack(bands, 1)
 
 
+def grid_power(x):
+    """(N,) power of each image's luminance at 0.47-0.5 cycles per pixel (a period of 2 to 2.13 pixels) along
+    one axis and at most 0.02 along the other: the lines of a grid of 2x2 blocks, not the diagonal texture of
+    real detail at that scale."""
+    f = torch.fft.fftfreq(x.shape[-1]).abs()  # cycles per pixel
+    near, flat = f >= 0.47, f <= 0.02
+    axes = (near[:, None] & flat[None, :]) | (flat[:, None] & near[None, :])
+    return (power_spectrum(x) * axes).sum((1, 2))
+
+
 def detail(images, originals):
-    """{band name: mean power of images / mean power of originals, ..., "distance": RMS of log2 of the ratios}.
-    A band finer than the images can hold (below 2 pixels of theirs) is None and left out of the distance."""
+    """{band name: mean power of images / mean power of originals, ..., "distance": RMS of log2 of the ratios,
+    "grid": the same ratio of grid_power}. A band finer than the images can hold (below 2 pixels of theirs) is
+    None and left out of the distance; the grid is not in it either (it lies inside the finest band)."""
     real = band_power(originals).mean(0)
     ratio = band_power(images).mean(0) / real.clamp_min(1e-20)
     held = real > 0
     out = {name: r if h else None for name, r, h in zip(band_names(), ratio.tolist(), held.tolist())}
     out["distance"] = ratio[held].clamp_min(1e-6).log2().square().mean().sqrt().item()
+    out["grid"] = (grid_power(images).mean() / grid_power(originals).mean().clamp_min(1e-20)).item()
     return out
 
 

@@ -442,10 +442,11 @@ def report(metrics, k, no_knn, no_realism):
 
     print(f"detail at each scale: power of the luminance spectrum over the originals' (1: as much structure), at "
           f"wavelengths {' | '.join(realism.band_names())} of a 256x256 image; distance: RMS of log2 of the ratios "
-          f"(0: every scale as the originals; samples and middles against the training images)")
+          f"(0: every scale as the originals; samples and middles against the training images); grid: power at a "
+          f"period of 2 px along the axes over the originals' (a block grid, not detail)")
     for name, d in metrics["detail"].items():
         bands = "  ".join("     -" if d[b] is None else f"{d[b]:6.3f}" for b in realism.band_names())
-        print(f"  {SHOWN_AS.get(name, name):32s} {bands}   distance {d['distance']:.2f}")
+        print(f"  {SHOWN_AS.get(name, name):32s} {bands}   distance {d['distance']:.2f}   grid {d['grid']:.2f}")
 
     if "realism" in metrics:
         print(f"realism: Fréchet distance / KID x 1000 in the features of the demo domain's network (lower: closer). "

@@ -24,6 +24,21 @@ def test_detail_is_one_for_the_originals_and_sees_blur_and_noise():
     assert realism.detail(noisy, smooth)["distance"] > 0
 
 
+def test_grid_tells_lines_of_blocks_from_fine_detail():
+    g = torch.Generator().manual_seed(0)
+    smooth = F.interpolate(torch.rand(4, 3, 16, 16, generator=g), size=128, mode="bilinear", align_corners=False)
+    x = (smooth + 0.05 * torch.rand(4, 3, 128, 128, generator=g)).clamp(0, 1)  # a little fine texture
+    assert realism.detail(x, x)["grid"] == pytest.approx(1.0)
+    sign = 1 - 2 * (torch.arange(128) % 2)  # +1, -1, ...: a period of 2 pixels
+    lines = (x + 0.03 * sign[None, None, None, :]).clamp(0, 1)  # vertical lines, one pixel wide
+    i = torch.arange(128, dtype=torch.float)
+    diagonal = (x + 0.03 * torch.cos(2 * math.pi * (i[:, None] + i[None, :]) / 3)).clamp(0, 1)  # period 2.1 px
+    fine = realism.band_names()[-1]
+    assert realism.detail(lines, x)["grid"] > 10 and realism.detail(lines, x)[fine] > 1
+    assert realism.detail(diagonal, x)[fine] > 1 and realism.detail(diagonal, x)["grid"] == pytest.approx(1, rel=0.2)
+    assert realism.detail(smooth, x)["grid"] < 0.1  # blur removes it
+
+
 def test_band_power_of_a_pure_wave_falls_in_its_band():
     s = 256
     xs = torch.arange(s, dtype=torch.float)
