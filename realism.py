@@ -65,9 +65,8 @@ def power_spectrum(x):
     return torch.fft.fft2(grey, norm="ortho").abs().square()
 
 
-def band_power(x):
-    """(N, len(BANDS)) power of each image's luminance spectrum in each band."""
-    power = power_spectrum(x)
+def band_power(power):
+    """(N, len(BANDS)) power in each band, of spectra (N, S, S) from power_spectrum."""
     s = power.shape[-1]
     f = torch.fft.fftfreq(s) * s  # cycles per image width
     radius = (f[:, None].square() + f[None, :].square()).sqrt()  # (S, S)
@@ -80,26 +79,27 @@ def band_power(x):
     return torch.stack(bands, 1)
 
 
-def grid_power(x):
-    """(N,) power of each image's luminance at 0.47-0.5 cycles per pixel (a period of 2 to 2.13 pixels) along
-    one axis and at most 0.02 along the other: the lines of a grid of 2x2 blocks, not the diagonal texture of
-    real detail at that scale."""
-    f = torch.fft.fftfreq(x.shape[-1]).abs()  # cycles per pixel
+def grid_power(power):
+    """(N,) power of spectra (N, S, S) at 0.47-0.5 cycles per pixel (a period of 2 to 2.13 pixels) along one
+    axis and at most 0.02 along the other: the lines of a grid of 2x2 blocks, not the diagonal texture of real
+    detail at that scale."""
+    f = torch.fft.fftfreq(power.shape[-1]).abs()  # cycles per pixel
     near, flat = f >= 0.47, f <= 0.02
     axes = (near[:, None] & flat[None, :]) | (flat[:, None] & near[None, :])
-    return (power_spectrum(x) * axes).sum((1, 2))
+    return (power * axes).sum((1, 2))
 
 
 def detail(images, originals):
     """{band name: mean power of images / mean power of originals, ..., "distance": RMS of log2 of the ratios,
     "grid": the same ratio of grid_power}. A band finer than the images can hold (below 2 pixels of theirs) is
     None and left out of the distance; the grid is not in it either (it lies inside the finest band)."""
-    real = band_power(originals).mean(0)
-    ratio = band_power(images).mean(0) / real.clamp_min(1e-20)
+    spectrum, real_spectrum = power_spectrum(images), power_spectrum(originals)
+    real = band_power(real_spectrum).mean(0)
+    ratio = band_power(spectrum).mean(0) / real.clamp_min(1e-20)
     held = real > 0
     out = {name: r if h else None for name, r, h in zip(band_names(), ratio.tolist(), held.tolist())}
     out["distance"] = ratio[held].clamp_min(1e-6).log2().square().mean().sqrt().item()
-    out["grid"] = (grid_power(images).mean() / grid_power(originals).mean().clamp_min(1e-20)).item()
+    out["grid"] = (grid_power(spectrum).mean() / grid_power(real_spectrum).mean().clamp_min(1e-20)).item()
     return out
 
 

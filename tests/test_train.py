@@ -96,6 +96,7 @@ def test_resume_refuses_flags_that_the_saved_run_makes_meaningless(tmp_path, ima
         assert message.format(run=run) in capsys.readouterr().err
         assert (run / "checkpoint.pt").read_bytes() == saved
 
+
 def test_the_upsampling_is_part_of_the_saved_model(tmp_path, images12):
     """--upsample bilinear changes no weight, only how the decoder uses them: model.pt must rebuild it so."""
     run = tmp_path / "run"
@@ -107,6 +108,7 @@ def test_the_upsampling_is_part_of_the_saved_model(tmp_path, images12):
     z = torch.randn(2, model.config.z_dim)
     with torch.no_grad():
         assert not torch.allclose(model.decoder(z), as_nearest.decoder(z), atol=1e-3)
+
 
 def test_the_moving_average_does_not_change_the_trained_weights(tmp_path, images12):
     """The EMA never enters a step: runs with any decay train the same weights, and with decay 0 the decoder it
