@@ -78,6 +78,23 @@ def test_resume_gives_the_same_weights(tmp_path, images12):
                 assert torch.equal(s[k], b[part]["state"][i][k]), (part, i, k)
 
 
+def test_resume_takes_the_learning_rate_flags_given_now(tmp_path, images12):
+    """--lr and --lr-drop-epoch given on --resume set the rate from the saved epoch on (the saved scheduler
+    would otherwise keep the run's old rate and drop)."""
+    run = tmp_path / "run"
+    assert train.main(["--data", str(images12), "--epochs", "1", "--lr-drop-epoch", "1", "--out", str(run), *TINY]) == 0
+
+    def rates():
+        saved = safe_load(run / "checkpoint.pt")
+        return [saved[k]["param_groups"][0]["lr"] for k in ("optimizer_e", "optimizer_d")]
+
+    assert rates() == pytest.approx([2e-5, 2e-5])  # dropped after epoch 1
+    assert train.main(["--out", str(run), "--resume", "--epochs", "2", "--lr-drop-epoch", "3"]) == 0
+    assert rates() == pytest.approx([2e-4, 2e-4])  # epoch 2 is before the new drop
+    assert train.main(["--out", str(run), "--resume", "--epochs", "4", "--lr", "1e-3"]) == 0
+    assert rates() == pytest.approx([1e-4, 1e-4])  # the saved drop epoch 3 holds: a tenth of the new rate
+
+
 def test_resume_refuses_flags_that_the_saved_run_makes_meaningless(tmp_path, images12, capsys):
     """On --resume the saved settings win over the defaults, so a flag given now is checked against them:
     --feature-weight on a run saved with the squared error would otherwise be accepted and do nothing, and a
