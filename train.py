@@ -25,7 +25,6 @@ import sys
 import threading
 import time
 import warnings
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -367,11 +366,10 @@ class Trainer:
         load_strict(self.ema, state["ema"], source)
         self.opt_e.load_state_dict(state["optimizer_e"])
         self.opt_d.load_state_dict(state["optimizer_d"])
-        for sched, opt, key in ((self.sched_e, self.opt_e, "scheduler_e"), (self.sched_d, self.opt_d, "scheduler_d")):
-            sched.load_state_dict(state[key])
-            # The saved state holds the run's --lr and --lr-drop-epoch; those of the arguments win (the same
-            # unless given now on --resume): the rate is theirs at the saved epoch.
-            sched.base_lrs, sched.milestones = [self.args.lr], Counter([self.args.lr_drop_epoch])
+        # The schedule is the arguments' --lr and --lr-drop-epoch (given now on --resume, or the saved ones) at
+        # the saved epoch; the saved scheduler state would put back the run's old rate and drop epoch.
+        for sched, opt in ((self.sched_e, self.opt_e), (self.sched_d, self.opt_d)):
+            sched.last_epoch = state["epoch"]
             opt.param_groups[0]["lr"] = self.args.lr * 0.1 ** (state["epoch"] >= self.args.lr_drop_epoch)
         self.generator.set_state(state["rng"]["generator"])
         self.epoch, self.step, self.hp.beta_neg = state["epoch"], state["step"], state["beta_neg"]
