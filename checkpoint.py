@@ -21,9 +21,10 @@ from models import build_model
 
 MODEL_FORMAT = "as-introvae-model/1"
 TRAINING_KEYS = {"config": dict, "args": dict, "epoch": int, "step": int, "beta_neg": float, "model": dict,
-                 "ema": dict, "optimizer_e": dict, "optimizer_d": dict, "scheduler_e": dict, "scheduler_d": dict,
-                 "rng": dict}
+                 "ema": dict, "optimizer_e": dict, "optimizer_d": dict, "rng": dict}
 OPTIONAL_KEYS = {"control", "schedule"}  # (absent from checkpoints of earlier versions)
+# Written by earlier versions and ignored: the learning rate is derived from the epoch and the arguments.
+FORMER_KEYS = {"scheduler_e", "scheduler_d"}
 
 
 class CheckpointError(Exception):
@@ -147,7 +148,7 @@ def check_training_state(state, path):
     """state when it is a whole training checkpoint that restores into the model its config describes."""
     bad = [k for k, kind in TRAINING_KEYS.items() if not isinstance(state.get(k), kind)
            and not (kind is float and isinstance(state.get(k), int))]
-    unknown = set(state) - set(TRAINING_KEYS) - OPTIONAL_KEYS
+    unknown = set(state) - set(TRAINING_KEYS) - OPTIONAL_KEYS - FORMER_KEYS
     if bad or unknown:
         raise CheckpointError(f"{path} is not a whole training checkpoint of this project ("
                               + (f"missing or malformed: {', '.join(bad)}" if bad else

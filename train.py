@@ -315,8 +315,6 @@ class Trainer:
         fused = fast and device.type in ("cuda", "cpu")  # one kernel for all tensors instead of a loop
         self.opt_e = torch.optim.Adam(self.model.encoder.parameters(), args.lr, betas=(0.9, 0.999), fused=fused)
         self.opt_d = torch.optim.Adam(self.model.decoder.parameters(), args.lr, betas=(0.9, 0.999), fused=fused)
-        self.sched_e = torch.optim.lr_scheduler.MultiStepLR(self.opt_e, [args.lr_drop_epoch], 0.1)
-        self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, [args.lr_drop_epoch], 0.1)
         self.hp = Hyper(args.beta_kl, args.beta_rec, initial_beta_neg(args), args.gamma_r, image_scale(cfg.image_size),
                         args.method, args.ema_decay, bf16=fast and use_bf16(args.precision, device), tanh=args.tanh,
                         beta_adv=args.beta_adv, augment=args.augment, rec_loss=args.rec_loss, fakes=args.fakes,
@@ -326,6 +324,13 @@ class Trainer:
         self.step_fn = fast_step if fast else reference_step
         self.generator = torch.Generator(device).manual_seed(args.seed * 1000 + distributed.rank())
         self.epoch = self.step = 0
+
+    def set_rate(self):
+        """The learning rate of the next epoch: --lr, a tenth of it once --lr-drop-epoch epochs are done. It
+        depends on the epoch and the arguments only, so a --resume with another --lr or --lr-drop-epoch takes
+        effect from the saved epoch on, and a checkpoint needs no scheduler state."""
+        for opt in (self.opt_e, self.opt_d):
+            opt.param_groups[0]["lr"] = self.args.lr * 0.1 ** (self.epoch >= self.args.lr_drop_epoch)
 
     def train_step(self, x, total_steps, vae_steps=0):
         """One step; the first vae_steps (--vae-epochs) train a plain VAE, and c(t) and a beta_neg schedule run
@@ -352,7 +357,6 @@ class Trainer:
                 "beta_neg": self.hp.beta_neg, "schedule": self.schedule,
                 "model": self.model.state_dict(), "ema": self.ema.state_dict(),
                 "optimizer_e": self.opt_e.state_dict(), "optimizer_d": self.opt_d.state_dict(),
-                "scheduler_e": self.sched_e.state_dict(), "scheduler_d": self.sched_d.state_dict(),
                 "rng": {"generator": self.generator.get_state()}}  # the noise and flips; the rest is seeded
 
     def recovery_tensors(self):
@@ -366,13 +370,9 @@ class Trainer:
         load_strict(self.ema, state["ema"], source)
         self.opt_e.load_state_dict(state["optimizer_e"])
         self.opt_d.load_state_dict(state["optimizer_d"])
-        # The schedule is the arguments' --lr and --lr-drop-epoch (given now on --resume, or the saved ones) at
-        # the saved epoch; the saved scheduler state would put back the run's old rate and drop epoch.
-        for sched, opt in ((self.sched_e, self.opt_e), (self.sched_d, self.opt_d)):
-            sched.last_epoch = state["epoch"]
-            opt.param_groups[0]["lr"] = self.args.lr * 0.1 ** (state["epoch"] >= self.args.lr_drop_epoch)
         self.generator.set_state(state["rng"]["generator"])
         self.epoch, self.step, self.hp.beta_neg = state["epoch"], state["step"], state["beta_neg"]
+        self.set_rate()  # the saved optimisers hold the rate of the saved arguments
         self.schedule = state.get("schedule")  # (absent from checkpoints of earlier versions)
 
     @torch.no_grad()
@@ -705,8 +705,7 @@ class Run:
                 self.log(f"stopped at step {t.step} (--max-steps)")
                 break
             t.epoch += 1
-            t.sched_e.step()
-            t.sched_d.step()
+            t.set_rate()
             if last:
                 line = shown({**last, "beta_neg": t.hp.beta_neg}, "rec", "kl_real", "kl_fake", "diff_kl", "beta_neg",
                              "c", "grad_rec", "grad_adv", "sat_fake", "img_per_s")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import train
-from checkpoint import load_model, safe_load
+from checkpoint import load_model, safe_load, save_atomic
 from models import build_model
 
 TINY = ["--preset", "tiny", "--log-every", "1"]
@@ -79,8 +79,8 @@ def test_resume_gives_the_same_weights(tmp_path, images12):
 
 
 def test_resume_takes_the_learning_rate_flags_given_now(tmp_path, images12):
-    """--lr and --lr-drop-epoch given on --resume set the rate from the saved epoch on (the saved scheduler
-    would otherwise keep the run's old rate and drop)."""
+    """--lr and --lr-drop-epoch given on --resume set the rate from the saved epoch on: the rate is derived
+    from the epoch and the flags, not kept from the saved run."""
     run = tmp_path / "run"
     assert train.main(["--data", str(images12), "--epochs", "1", "--lr-drop-epoch", "1", "--out", str(run), *TINY]) == 0
 
@@ -93,6 +93,22 @@ def test_resume_takes_the_learning_rate_flags_given_now(tmp_path, images12):
     assert rates() == pytest.approx([2e-4, 2e-4])  # epoch 2 is before the new drop
     assert train.main(["--out", str(run), "--resume", "--epochs", "4", "--lr", "1e-3"]) == 0
     assert rates() == pytest.approx([1e-4, 1e-4])  # the saved drop epoch 3 holds: a tenth of the new rate
+
+
+def test_resume_reads_a_checkpoint_of_an_earlier_version_with_scheduler_states(tmp_path, images12):
+    """Earlier versions saved the learning-rate schedulers' states; such a checkpoint still resumes, its
+    scheduler states ignored (the rate follows the flags), and the checkpoints written now have none."""
+    run = tmp_path / "run"
+    assert train.main(["--data", str(images12), "--epochs", "1", "--lr-drop-epoch", "1", "--out", str(run), *TINY]) == 0
+    state = safe_load(run / "checkpoint.pt")
+    assert not {"scheduler_e", "scheduler_d"} & set(state)
+    old = torch.optim.lr_scheduler.MultiStepLR(torch.optim.Adam([torch.zeros(1)], 2e-4), [1], 0.1)
+    old.last_epoch = 1  # as saved after epoch 1
+    save_atomic({**state, "scheduler_e": old.state_dict(), "scheduler_d": old.state_dict()}, run / "checkpoint.pt")
+    assert train.main(["--out", str(run), "--resume", "--epochs", "2", "--lr-drop-epoch", "5"]) == 0
+    resumed = safe_load(run / "checkpoint.pt")
+    assert resumed["epoch"] == 2 and not {"scheduler_e", "scheduler_d"} & set(resumed)
+    assert resumed["optimizer_e"]["param_groups"][0]["lr"] == pytest.approx(2e-4)  # before the new drop
 
 
 def test_resume_refuses_flags_that_the_saved_run_makes_meaningless(tmp_path, images12, capsys):
