@@ -36,7 +36,7 @@ GRIDS = ROOT / "imgs" / "study"
 # skips two passes whose effect is below float32 resolution, see README, Speed); the game stage from the
 # defaults the screen chose.
 OFFICIAL_BASE = ["--beta-rec", "0.5", "--beta-kl", "1", "--beta-neg", "256", "--vae-epochs", "0", "--tanh", "all",
-                 "--ema-decay", "0.999"]
+                 "--ema-decay", "0.999", "--lr-drop-epoch", "350"]
 GAME_BASE = ["--beta-rec", "1", "--beta-kl", "0.1", "--beta-neg", "256", "--tanh", "all", "--augment", "0",
              "--rec-loss", "mse", "--ema-decay", "0.999"]
 # name -> train.py flags on top of the stage's base (later flags win)

@@ -2,9 +2,9 @@
 
     python train.py --preset small --epochs 5                  # a first run on a CPU, minutes: runs/fantasy
     python test.py --model runs/fantasy/model.pt --out runs/fantasy/test   # its latent map and metrics
-    python train.py --data ~/my_places                         # your own images, full model, 400 epochs (GPU)
+    python train.py --data ~/my_places                         # your own images, full model, 540 epochs (GPU)
     echo '{"beta_neg": 64}' > runs/my_places/control.json      # change beta_neg while it runs
-    python train.py --data ~/my_places --resume --epochs 500   # go on where it stopped, to epoch 500
+    python train.py --data ~/my_places --resume --epochs 600   # go on where it stopped, to epoch 600
     python train.py --data ~/my_places --overwrite             # delete that run and start again
     torchrun --standalone --nproc_per_node=4 train.py --data ~/my_places   # DistributedDataParallel, 4 GPUs
 
@@ -53,11 +53,12 @@ RUN_FILES = ("checkpoint.pt", "checkpoint.prev.pt", "model.pt", "history.csv")  
 # what --overwrite deletes: the run's files and what it drew and read (other files in the folder stay)
 OVERWRITTEN = (*RUN_FILES, "checkpoint.pt.tmp", "model.pt.tmp", "losses.png", "control.json", "samples/epoch_*.png")
 # The official AS-IntroVAE's settings (this project's seed); --official puts them back. The defaults differ
-# by the study (docs/STUDY.md): reconstruction weighed 10x the KL instead of 1/2, a plain VAE for the first
-# three quarters of the epochs, tanh only inside the AS distance, no moving average of the decoder, the
-# encoder's feature distance added to the decoder's reconstruction term (docs/ALGORITHM.md, Defaults).
-OFFICIAL = {"beta_rec": 0.5, "beta_kl": 1.0, "beta_adv": None, "beta_neg": 256.0, "gamma_r": 1e-8, "tanh": "all",
-            "method": "as", "vae_epochs": 0, "augment": 0.0, "rec_loss": "mse", "fakes": "prior", "ema_decay": 0.999}
+# by the study (docs/STUDY.md): reconstruction weighed 10x the KL instead of 1/2, 540 epochs of which the first
+# 300 a plain VAE, tanh only inside the AS distance, no moving average of the decoder, the encoder's feature
+# distance added to the decoder's reconstruction term (docs/ALGORITHM.md, Defaults).
+OFFICIAL = {"epochs": 400, "lr_drop_epoch": 350, "beta_rec": 0.5, "beta_kl": 1.0, "beta_adv": None, "beta_neg": 256.0,
+            "gamma_r": 1e-8, "tanh": "all", "method": "as", "vae_epochs": 0, "augment": 0.0, "rec_loss": "mse",
+            "fakes": "prior", "ema_decay": 0.999}
 # What a checkpoint written before a flag existed ran with (--resume keeps it): the official behaviour.
 BEFORE_FLAG = {"vae_epochs": 0, "beta_adv": None, "tanh": "all", "augment": 0.0, "rec_loss": "mse", "fakes": "prior",
                "feature_weight": 1.0}
@@ -82,11 +83,12 @@ def parse_args(argv=None):
     a("--z-dim", type=int, default=None, help="latent dimensions (default: the preset's, 256 for full and small)")
     a("--upsample", default="nearest", choices=list(UPSAMPLING), help="the decoder's x2 upsamplings (default "
       "%(default)s, official)")
-    a("--epochs", type=int, default=400, help="epochs to train in all, counting resumed ones (default %(default)s)")
+    a("--epochs", type=int, default=540, help="epochs to train in all, counting resumed ones (default %(default)s; "
+      "official 400)")
     a("--batch-size", type=int, default=6, help="images per step and process (default %(default)s)")
     a("--lr", type=float, default=2e-4, help="Adam learning rate of encoder and decoder (default %(default)s)")
-    a("--lr-drop-epoch", type=int, default=350, help="multiply the learning rates by 0.1 after this epoch "
-      "(default %(default)s)")
+    a("--lr-drop-epoch", type=int, default=None, help="multiply the learning rates by 0.1 after this epoch "
+      "(default: --epochs less its eighteenth, 510 of 540; official 350 of 400)")
     a("--beta-kl", type=float, default=0.1, help="weight of the KL of real images (default %(default)s; the "
       "official 1.0 blurs reconstructions, see docs/STUDY.md)")
     a("--beta-rec", type=float, default=1.0, help="weight of the reconstruction error (default %(default)s; "
@@ -108,8 +110,8 @@ def parse_args(argv=None):
     a("--method", default="as", choices=["as", "soft", "vae"], help="as: AS-IntroVAE; soft: Soft-IntroVAE (c = 1, "
       "no tanh); vae: a plain VAE, no introspection (a baseline) (default %(default)s)")
     a("--vae-epochs", type=int, default=None, help="train the first N epochs as a plain VAE, then introspectively "
-      "(Soft-IntroVAE's num_vae; a VAE step costs about a third of an introspective one) (default: three "
-      "quarters of --epochs; official 0)")
+      "(Soft-IntroVAE's num_vae; a VAE step costs about a third of an introspective one) (default: five "
+      "ninths of --epochs, 300 of 540; official 0)")
     a("--tanh", default="as-only", choices=["all", "both", "as-only"], help="with --method as, where the encoder "
       "outputs of rec and fake pass through tanh: all: in AS and the decoder's KL terms, as the official code; "
       "both: also in the encoder's KL terms; as-only: in AS only, the KL terms see the raw posteriors "
@@ -154,8 +156,10 @@ def parse_args(argv=None):
         for k, v in OFFICIAL.items():
             if k not in given:
                 setattr(args, k, v)
-    if args.vae_epochs is None:
-        args.vae_epochs = args.epochs * 3 // 4
+    if args.vae_epochs is None:  # the shipped model's schedule, scaled to --epochs
+        args.vae_epochs = args.epochs * 5 // 9
+    if args.lr_drop_epoch is None:
+        args.lr_drop_epoch = args.epochs - args.epochs // 18
     if args.out is None:
         args.out = str(Path("runs") / Path(args.data).expanduser().resolve().name)
     for message in impossible(args, given):
