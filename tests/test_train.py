@@ -219,6 +219,18 @@ def test_official_puts_back_the_official_settings():
     assert (hp.beta_rec, hp.beta_kl, hp.gamma_r, hp.method) == (0.5, 1.0, 1e-8, "as")
 
 
+def test_the_default_schedule_scales_with_the_epochs():
+    def schedule(*argv):
+        args, _ = train.parse_args(list(argv))
+        return args.epochs, args.vae_epochs, args.lr_drop_epoch
+    assert schedule() == (540, 300, 510)  # the shipped model's
+    assert schedule("--epochs", "1080") == (1080, 600, 1020)
+    assert schedule("--epochs", "5") == (5, 2, 5)
+    assert schedule("--epochs", "90", "--vae-epochs", "0", "--lr-drop-epoch", "60") == (90, 0, 60)
+    assert schedule("--official") == (400, 0, 350)
+    assert schedule("--official", "--epochs", "500") == (500, 0, 350)  # flags beside it win, the rest stays official
+
+
 def test_vae_epochs_come_first_then_introspection(tmp_path, images12):
     run = tmp_path / "run"
     assert train.main(["--data", str(images12), "--out", str(run), "--epochs", "3", "--vae-epochs", "1", *TINY]) == 0
