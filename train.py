@@ -112,6 +112,9 @@ def parse_args(argv=None):
     a("--vae-epochs", type=int, default=None, help="train the first N epochs as a plain VAE, then introspectively "
       "(Soft-IntroVAE's num_vae; a VAE step costs about a third of an introspective one) (default: five "
       "ninths of --epochs, 300 of 540; official 0)")
+    a("--c-epochs", type=int, default=None, help="plan c(t) = min(1, tanh(5t/T)) over the first N introspective "
+      "epochs, so that it reaches 0.96 after 0.4 N of them (default: over all of them, as the official code over "
+      "its run; fixed N also keeps c(t) when --resume changes --epochs)")
     a("--tanh", default="as-only", choices=["all", "both", "as-only"], help="with --method as, where the encoder "
       "outputs of rec and fake pass through tanh: all: in AS and the decoder's KL terms, as the official code; "
       "both: also in the encoder's KL terms; as-only: in AS only, the KL terms see the raw posteriors "
@@ -169,7 +172,8 @@ def parse_args(argv=None):
 
 def impossible(args, given):
     """What is wrong with the arguments, one message each; checked before any work is done."""
-    for k in ("epochs", "batch_size", "save_every", "sample_every", "log_every", "z_dim", "max_steps", "lr_drop_epoch"):
+    for k in ("epochs", "batch_size", "save_every", "sample_every", "log_every", "z_dim", "max_steps", "lr_drop_epoch",
+              "c_epochs"):
         value = getattr(args, k)
         if value is not None and value < 1:
             yield f"--{k.replace('_', '-')} must be at least 1, got {value}"
@@ -336,14 +340,14 @@ class Trainer:
         for opt in (self.opt_e, self.opt_d):
             opt.param_groups[0]["lr"] = self.args.lr * 0.1 ** (self.epoch >= self.args.lr_drop_epoch)
 
-    def train_step(self, x, total_steps, vae_steps=0):
+    def train_step(self, x, total_steps, vae_steps=0, c_steps=None):
         """One step; the first vae_steps (--vae-epochs) train a plain VAE, and c(t) and a beta_neg schedule run
-        over the introspective steps after them."""
+        over the introspective steps after them (c(t) over the first c_steps of them, --c-epochs, if given)."""
         noise = draw_noise(x.shape[0], self.cfg.z_dim, self.generator, self.device, augment=self.args.augment > 0,
                            mix=self.args.fakes == "mix")
         self.hp.method = "vae" if self.step < vae_steps else self.args.method
         t, total = max(self.step - vae_steps, 0), total_steps - vae_steps
-        c = transition_coefficient(t, total, self.args.method)
+        c = transition_coefficient(t, c_steps or total, self.args.method)
         # EMA warm-up, for a nonzero --ema-decay: the average spans about a ninth of the steps taken so far (decay
         # 0.1 at step 0, 0.9 at step 80, 0.99 at step 890, 0.999 at step 8990), so samples do not show the random
         # initial decoder for thousands of steps.
@@ -537,6 +541,7 @@ class Run:
         self.batches = ImageBatches(self.images, args.batch_size, sampler, trainer.generator, trainer.memory_format)
         self.steps_per_epoch = len(self.batches)
         self.total_steps = args.epochs * self.steps_per_epoch
+        self.c_steps = args.c_epochs and args.c_epochs * self.steps_per_epoch
         if self.main:
             (self.dir / "samples").mkdir(parents=True, exist_ok=True)
             self.log(f"{args.preset} model, {count_parameters(trainer.model) / 1e6:.1f} M parameters, "
@@ -678,7 +683,7 @@ class Run:
                             dynamic_ncols=True)
             for x in self.bar:
                 step_start = time.perf_counter()
-                stats, c = t.train_step(x, self.total_steps, args.vae_epochs * self.steps_per_epoch)
+                stats, c = t.train_step(x, self.total_steps, args.vae_epochs * self.steps_per_epoch, self.c_steps)
                 n_img += x.shape[0] * self.world
                 for k, v in stats.items():  # summed on the device: no host sync until the next log
                     total, n = meter.get(k, (0, 0))

@@ -40,6 +40,7 @@ CASES = [
     ("train.py", "--lr-drop-epoch -1 --out RUN", "--lr-drop-epoch must be at least 1"),
     ("train.py", "--max-steps 0 --out RUN", "--max-steps must be at least 1"),
     ("train.py", "--vae-epochs -1 --out RUN", "--vae-epochs must be at least 0"),
+    ("train.py", "--c-epochs 0 --out RUN", "--c-epochs must be at least 1"),
     ("train.py", "--preset huge --out RUN", "argument --preset: invalid choice: 'huge'"),
     ("train.py", "--device tpu --out RUN", "--device tpu: not a device torch knows"),
     ("train.py", "--data TWELVE --device cuda:7 --out RUN", "--device cuda:7"),

@@ -1,6 +1,7 @@
 """train.py end to end on tiny models and images the tests make."""
 import csv
 import json
+import math
 import re
 import threading
 import time
@@ -238,6 +239,25 @@ def test_vae_epochs_come_first_then_introspection(tmp_path, images12):
     assert by_epoch[1]["kl_fake"] == "" and float(by_epoch[1]["grad_adv"]) == 0  # a plain VAE: no fakes
     assert float(by_epoch[2]["kl_fake"]) > 0 and float(by_epoch[3]["grad_adv"]) > 0
     assert float(by_epoch[2]["c"]) < float(by_epoch[3]["c"]) <= 1  # c(t) starts with the introspective steps
+
+
+def test_c_epochs_plans_c_over_that_many_introspective_epochs(tmp_path, images12):
+    def c_by_step(run):
+        return {int(r["step"]): float(r["c"]) for r in rows(run) if r["c"]}
+
+    def run(name, *argv):
+        assert train.main(["--data", str(images12), "--out", str(tmp_path / name), "--vae-epochs", "1", *TINY,
+                           *argv]) == 0
+        return c_by_step(tmp_path / name)
+
+    def planned(steps):  # c after each of the 8 steps (2 an epoch): t counts from the first introspective step
+        return {s: pytest.approx(math.tanh(5 * max(s - 3, 0) / steps), abs=1e-5) for s in range(1, 9)}
+    assert run("whole", "--epochs", "4") == planned(6)  # over the 6 introspective steps
+    assert run("one", "--epochs", "4", "--c-epochs", "1") == planned(2)  # over the first epoch's 2
+    # with --c-epochs, c(t) does not depend on --epochs: a run resumed with more epochs keeps it
+    run("short", "--epochs", "3", "--c-epochs", "1")
+    assert train.main(["--data", str(images12), "--out", str(tmp_path / "short"), "--resume", "--epochs", "4"]) == 0
+    assert c_by_step(tmp_path / "short") == planned(2)
 
 
 def test_losses_png_has_its_title_and_panel_titles(tmp_path, monkeypatch):
