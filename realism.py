@@ -11,6 +11,9 @@ guess. These measures do not:
   originals' (1: as much structure at that scale as the real images; 0.1: a tenth of it), and one distance
   over all bands, the root mean square of log2 of the ratios, which counts too little and too much alike
   (noise and grid artefacts are not detail).
+- Bright points: the pixels brighter than their surroundings by a margin, one per star or lit window;
+  how many a decoder draws against the originals, how many of them lie where the originals have one, and
+  how many of the originals' it draws. Small points carry little power, so the spectrum hardly sees them.
 - Grid: the power at a period of about 2 pixels along either axis, as a ratio to the originals'. A decoder
   that upsamples by repeating pixels and then convolves can leave a fine axis-aligned grid on flat regions,
   which the finest band counts as detail; this number tells the two apart (1: as much as real images).
@@ -101,6 +104,38 @@ def detail(images, originals):
     out["distance"] = ratio[held].clamp_min(1e-6).log2().square().mean().sqrt().item()
     out["grid"] = (grid_power(spectrum).mean() / grid_power(real_spectrum).mean().clamp_min(1e-20)).item()
     return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Bright points: stars, lit windows, sparks
+
+
+POINT_CONTRAST, POINT_RADIUS = 0.06, 2  # grey levels above the 7x7 mean; pixels (chessboard distance)
+
+
+def bright_points(x):
+    """(N, S, S) bool: the pixels of images (N, 3, S, S) that are the brightest of their 3x3 neighbourhood and
+    more than POINT_CONTRAST above the mean of their 7x7 one. A star or a lit window is one; a smooth
+    gradient, an edge or a flat sky is none."""
+    grey = luminance(x)[:, None]
+    lifted = grey - F.avg_pool2d(F.pad(grey, (3, 3, 3, 3), mode="replicate"), 7, stride=1)
+    peak = (lifted == F.max_pool2d(lifted, 3, stride=1, padding=1)) & (lifted > POINT_CONTRAST)
+    return peak[:, 0]
+
+
+def points(images, originals):
+    """How the bright points of images (N, 3, S, S) match those of their originals: {"count": as many as the
+    originals' (1: as many), "placed": the share within POINT_RADIUS px of an original's point, "chance": the
+    same share for points placed at random (the share of the image that near an original's point), "drawn":
+    the share of the originals' points with one of the images' that near}. A decoder that draws stars as a
+    texture, anywhere, has "placed" near "chance"."""
+    mine, real = bright_points(images), bright_points(originals)
+
+    def near(p):  # within the radius of a point of p
+        return F.max_pool2d(p[:, None].float(), 2 * POINT_RADIUS + 1, stride=1, padding=POINT_RADIUS)[:, 0] > 0
+    n_mine, n_real = mine.sum().item(), real.sum().item()
+    return {"count": n_mine / max(n_real, 1), "placed": (mine & near(real)).sum().item() / max(n_mine, 1),
+            "chance": near(real).float().mean().item(), "drawn": (real & near(mine)).sum().item() / max(n_real, 1)}
 
 
 # ----------------------------------------------------------------------------------------------------------------

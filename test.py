@@ -215,6 +215,15 @@ def detail_metrics(originals, recs, held, generated):
     return out
 
 
+def point_metrics(originals, recs, held):
+    """Bright points (realism.points) of the reconstructions against their originals', beside the thumbnails'."""
+    out = {"reconstructions": realism.points(recs, originals),
+           **{f"thumb{k}": realism.points(thumbnail(originals, k), originals) for k in REFERENCE_SIDES}}
+    if held is not None:
+        out["heldout_reconstructions"] = realism.points(held[1], held[0])
+    return out
+
+
 def realism_metrics(net, originals, recs, held, generated, floor):
     """FD and KID in the features of the domain network, each beside its reference points measured the same way
     on as many images. Reconstructions are measured against their originals, beside the same originals shrunk to
@@ -381,6 +390,7 @@ def evaluate(args):
     generated = {**{f"samples {law}": samples for law, (_, samples, _) in drawn.items()},
                  "middles": interpolation_middles(model, mu, seed=args.seed)}
     metrics["detail"] = detail_metrics(originals, recs, held, generated)
+    metrics["points"] = point_metrics(originals, recs, held)
     net, no_realism = realism_setting(args.features, families)
     if net is not None:
         # the floor: real demo images no run trained on (the held-out set when it is the demo's)
@@ -447,6 +457,13 @@ def report(metrics, k, no_knn, no_realism):
     for name, d in metrics["detail"].items():
         bands = "  ".join("     -" if d[b] is None else f"{d[b]:6.3f}" for b in realism.band_names())
         print(f"  {SHOWN_AS.get(name, name):32s} {bands}   distance {d['distance']:.2f}   grid {d['grid']:.2f}")
+
+    print(f"bright points (stars, lit windows: pixels the brightest of their 3x3 neighbourhood and "
+          f"{realism.POINT_CONTRAST} above their 7x7 mean) against the originals': how many, the share within "
+          f"{realism.POINT_RADIUS} px of an original's point (at random: chance), the share of the originals' drawn")
+    for name, p in metrics["points"].items():
+        print(f"  {SHOWN_AS.get(name, name):32s} {p['count']:5.2f} as many, {p['placed']:.2f} placed (chance "
+              f"{p['chance']:.2f}), {p['drawn']:.2f} of the originals' drawn")
 
     if "realism" in metrics:
         print(f"realism: Fréchet distance / KID x 1000 in the features of the demo domain's network (lower: closer). "

@@ -39,6 +39,29 @@ def test_grid_tells_lines_of_blocks_from_fine_detail():
     assert realism.detail(smooth, x)["grid"] < 0.1  # blur removes it
 
 
+def test_bright_points_are_stars_and_are_matched_where_they_are():
+    g = torch.Generator().manual_seed(0)
+    sky = F.interpolate(torch.rand(2, 3, 4, 4, generator=g) * 0.5, size=64, mode="bilinear", align_corners=False)
+    stars = sky.clone()
+    rows, cols = torch.randint(4, 60, (2, 2, 12), generator=g)
+    for n in range(2):
+        stars[n, :, rows[n], cols[n]] = 1.0
+    assert realism.bright_points(sky).sum() == 0  # a smooth gradient has none
+    found = realism.bright_points(stars)
+    assert found[0, rows[0], cols[0]].all() and found.sum() <= 24  # each star once, nothing else
+    assert realism.points(stars, stars) == pytest.approx({"count": 1, "placed": 1, "chance": 25 * 12 * 2 / 2 / 64 ** 2,
+                                                          "drawn": 1}, abs=0.05)
+    beside, elsewhere = sky.clone(), sky.clone()  # as many stars, a pixel off; far off (mirrored)
+    for n in range(2):
+        beside[n, :, rows[n], cols[n] + 1] = 1.0
+        elsewhere[n, :, 63 - rows[n], 63 - cols[n]] = 1.0
+    assert realism.points(beside, stars)["placed"] == 1 and realism.points(beside, stars)["drawn"] == 1
+    moved = realism.points(elsewhere, stars)
+    assert moved["count"] == pytest.approx(1, abs=0.1) and moved["placed"] < 0.3 and moved["drawn"] < 0.3
+    assert realism.points(sky, stars) == {"count": 0, "placed": 0, "chance": pytest.approx(moved["chance"]),
+                                          "drawn": 0}  # blur draws no star
+
+
 def test_band_power_of_a_pure_wave_falls_in_its_band():
     s = 256
     xs = torch.arange(s, dtype=torch.float)
