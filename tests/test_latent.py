@@ -55,7 +55,7 @@ def run_map(tmp_path, capsys, model, data, *extra):
 def test_map_metrics_without_families(tmp_path, capsys, tiny, images12):
     metrics = run_map(tmp_path, capsys, tiny, images12)
     recon = {"psnr", "ssim", "thumb8_psnr", "thumb8_ssim", "thumb16_psnr", "thumb16_ssim"}
-    assert set(metrics) == recon | {"samples", "detail", "knn_accuracy", "knn_k", "images", "printed",
+    assert set(metrics) == recon | {"samples", "detail", "points", "knn_accuracy", "knn_k", "images", "printed",
                                     "grad_adv_over_rec", "sat_fake"}
     assert metrics["grad_adv_over_rec"] > 0 and 0 <= metrics["sat_fake"] <= 1
     assert metrics["images"] == 12 and metrics["knn_accuracy"] is None and metrics["knn_k"] is None  # one family
@@ -70,6 +70,9 @@ def test_map_metrics_without_families(tmp_path, capsys, tiny, images12):
     assert metrics["detail"]["thumb8"]["2-5 px"] is None  # a 64x64 image holds nothing finer than 8 px of 256
     assert all(d["distance"] >= 0 for d in metrics["detail"].values())
     assert metrics["thumb16_psnr"] > metrics["thumb8_psnr"]  # more pixels, closer to the original
+    assert set(metrics["points"]) == {"reconstructions", "thumb8", "thumb16", "thumb32"}
+    assert all(0 <= p["placed"] <= 1 and 0 <= p["drawn"] <= 1 for p in metrics["points"].values())
+    assert "of the originals' drawn" in metrics["printed"]
     model = load_model(tiny)
     images, _ = load_folder(images12, 64)
     x = images.float() / 255
@@ -85,6 +88,7 @@ def test_map_with_families_pca_and_a_heldout_folder(tmp_path, capsys, tiny, fami
     held = metrics["heldout"]
     assert held["images"] == 12 and held["folder"] == str(images12) and held["psnr"] == pytest.approx(metrics["psnr"])
     assert f"held-out images (12, {images12})" in metrics["printed"]
+    assert "heldout_reconstructions" in metrics["points"]
 
 
 def test_knn_is_left_out_where_it_cannot_mean_anything():
