@@ -133,9 +133,9 @@ def points(images, originals):
 
     def near(p):  # within the radius of a point of p
         return F.max_pool2d(p[:, None].float(), 2 * POINT_RADIUS + 1, stride=1, padding=POINT_RADIUS)[:, 0] > 0
-    n_mine, n_real = mine.sum().item(), real.sum().item()
-    return {"count": n_mine / max(n_real, 1), "placed": (mine & near(real)).sum().item() / max(n_mine, 1),
-            "chance": near(real).float().mean().item(), "drawn": (real & near(mine)).sum().item() / max(n_real, 1)}
+    n_mine, n_real, near_real = mine.sum().item(), real.sum().item(), near(real)
+    return {"count": n_mine / max(n_real, 1), "placed": (mine & near_real).sum().item() / max(n_mine, 1),
+            "chance": near_real.float().mean().item(), "drawn": (real & near(mine)).sum().item() / max(n_real, 1)}
 
 
 # ----------------------------------------------------------------------------------------------------------------

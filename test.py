@@ -204,23 +204,21 @@ def interpolation_middles(model, mu, n=DRAWN, seed=0):
     return decode(model, (mu[i] + mu[j]) / 2)
 
 
-def detail_metrics(originals, recs, held, generated):
-    """Detail at each scale (realism.detail): reconstructions against their originals, the reference thumbnails
-    likewise, samples and interpolation middles against the training images."""
-    out = {"reconstructions": realism.detail(recs, originals),
-           **{f"thumb{k}": realism.detail(thumbnail(originals, k), originals) for k in REFERENCE_SIDES}}
+def against_originals(measure, originals, recs, held):
+    """measure(images, originals) of the reconstructions, of the reference thumbnails and of the held-out
+    reconstructions, each against the originals they stand for."""
+    out = {"reconstructions": measure(recs, originals),
+           **{f"thumb{k}": measure(thumbnail(originals, k), originals) for k in REFERENCE_SIDES}}
     if held is not None:
-        out["heldout_reconstructions"] = realism.detail(held[1], held[0])
-    out.update({name: realism.detail(images, originals) for name, images in generated.items()})
+        out["heldout_reconstructions"] = measure(held[1], held[0])
     return out
 
 
-def point_metrics(originals, recs, held):
-    """Bright points (realism.points) of the reconstructions against their originals', beside the thumbnails'."""
-    out = {"reconstructions": realism.points(recs, originals),
-           **{f"thumb{k}": realism.points(thumbnail(originals, k), originals) for k in REFERENCE_SIDES}}
-    if held is not None:
-        out["heldout_reconstructions"] = realism.points(held[1], held[0])
+def detail_metrics(originals, recs, held, generated):
+    """Detail at each scale (realism.detail): reconstructions and the reference thumbnails against their
+    originals, samples and interpolation middles against the training images."""
+    out = against_originals(realism.detail, originals, recs, held)
+    out.update({name: realism.detail(images, originals) for name, images in generated.items()})
     return out
 
 
@@ -390,7 +388,7 @@ def evaluate(args):
     generated = {**{f"samples {law}": samples for law, (_, samples, _) in drawn.items()},
                  "middles": interpolation_middles(model, mu, seed=args.seed)}
     metrics["detail"] = detail_metrics(originals, recs, held, generated)
-    metrics["points"] = point_metrics(originals, recs, held)
+    metrics["points"] = against_originals(realism.points, originals, recs, held)  # stars, lit windows
     net, no_realism = realism_setting(args.features, families)
     if net is not None:
         # the floor: real demo images no run trained on (the held-out set when it is the demo's)
