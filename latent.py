@@ -8,7 +8,6 @@ import math
 import imageio.v3 as iio
 import matplotlib.pyplot as plt
 import torch
-from torchvision.utils import make_grid
 
 
 def _device(model):
@@ -164,9 +163,20 @@ def rows_figure(rows, title, columns=8, inches=1.5):
     return fig
 
 
+def tile(images, nrow=8, padding=2):
+    """Images (N, 3, H, W) side by side, nrow to a row, on white with padding pixels around each: (3, H', W')."""
+    n, c, h, w = images.shape
+    cols, rows = min(nrow, n), math.ceil(n / nrow)
+    grid = images.new_ones(c, rows * (h + padding) + padding, cols * (w + padding) + padding)
+    for i, image in enumerate(images):
+        top, left = (i // cols) * (h + padding) + padding, (i % cols) * (w + padding) + padding
+        grid[:, top:top + h, left:left + w] = image
+    return grid
+
+
 def grid_figure(images, title, nrow=8, dpi=150):
     """A grid of images (N, 3, S, S) in [0, 1] at their pixel size (or larger, to fill 6 inches), under a title."""
-    grid = make_grid(images, nrow=nrow, padding=2, pad_value=1.0).permute(1, 2, 0).numpy()
+    grid = tile(images, nrow).permute(1, 2, 0).numpy()
     h, w = grid.shape[:2]
     width = max(w / dpi, 6.0)
     height, head = width * h / w, 0.45  # inches: the grid, the title

@@ -191,6 +191,19 @@ def test_nearest_pick_and_samples(tmp_path, tiny, images12):
     assert (tmp_path / "grid.png").is_file()
 
 
+def test_tile_puts_each_image_in_its_cell_on_white():
+    images = torch.rand(5, 3, 4, 6)  # 5 images of 4x6 pixels, 2 to a row: 3 rows
+    grid = latent.tile(images, nrow=2, padding=1)
+    assert grid.shape == (3, 3 * 5 + 1, 2 * 7 + 1)
+    white = torch.ones_like(grid, dtype=torch.bool)
+    for i in range(5):
+        top, left = (i // 2) * 5 + 1, (i % 2) * 7 + 1
+        assert torch.equal(grid[:, top:top + 4, left:left + 6], images[i])
+        white[:, top:top + 4, left:left + 6] = False
+    assert (grid[white] == 1).all()  # the padding and the empty sixth cell
+    assert latent.tile(images, nrow=8).shape == (3, 4 + 4, 5 * 8 + 2)  # one row when nrow exceeds N
+
+
 def test_notebook_runs_headless(tmp_path, monkeypatch, tiny, images12):
     out = tmp_path / "out"
     for name, value in dict(MODEL=tiny, DATA=images12, OUT=out, FRAMES=6, SAMPLES=8).items():
