@@ -99,9 +99,14 @@ def parse_args(argv=None):
       "then CPU)")
     a("--batch-size", type=int, default=32, help="images per forward pass (default %(default)s)")
     a("--seed", type=int, default=0, help="random state of t-SNE and of the samples (default %(default)s)")
+    a("--drawn", type=int, default=DRAWN, help="random samples of each law and interpolation middles to draw and "
+      "measure; the first 64 of each are also counted for nearest images and families (default %(default)s; fewer "
+      "is faster, and their Fréchet distances noisier and higher)")
     args = p.parse_args(argv)
     if args.batch_size < 1:
         p.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.drawn < 2:
+        p.error(f"--drawn must be at least 2 (a Fréchet distance needs two images), got {args.drawn}")
     if not 0 <= args.seed < 2 ** 32:
         p.error(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
     if not Path(args.model).exists():
@@ -184,15 +189,15 @@ def reconstruction_metrics(model, images, batch_size):
     return {k: float(np.mean(v)) for k, v in values.items()}, mu, torch.cat(recs)
 
 
-def sample_metrics(model, images, law, posterior, seed=0):
-    """DRAWN random samples of a law (latent.LAWS); for the first SAMPLES of them the PSNR of each against its
+def sample_metrics(model, images, law, posterior, seed=0, n=DRAWN):
+    """n random samples of a law (latent.LAWS); for the first SAMPLES of them the PSNR of each against its
     nearest training image (mean) and how many training images are nearest to some sample (few: the samples look
     alike). Returns those, the samples and the index of each counted one's nearest training image."""
-    samples = sample(model, DRAWN, law, posterior, seed=seed)
+    samples = sample(model, n, law, posterior, seed=seed)
     train = images.float().div(255)
     idx = nearest(samples[:SAMPLES].flatten(1), train.flatten(1))  # Euclidean: the highest PSNR
     metrics = {"nearest_psnr": float(np.mean(psnr(train[idx], samples[:SAMPLES]))),
-               "nearest_distinct": len(set(idx.tolist()))}
+               "nearest_distinct": len(set(idx.tolist())), "counted": len(idx)}
     return metrics, samples, idx
 
 
@@ -226,7 +231,7 @@ def realism_metrics(net, originals, recs, held, generated, floor):
     """FD and KID in the features of the domain network, each beside its reference points measured the same way
     on as many images. Reconstructions are measured against their originals, beside the same originals shrunk to
     8x8, 16x16 and 32x32 and blown back up, and real demo images no run trained on (the floor: `floor`, or the
-    training images for the held-out set). Samples and middles (DRAWN each) are measured against the training
+    training images for the held-out set). Samples and middles (as many of each) are measured against the training
     images, beside as many floor images drawn at random, as a sampler draws, and their thumbnails. Also the
     families the network assigns to the first SAMPLES samples and middles."""
     def features(x):
@@ -245,7 +250,8 @@ def realism_metrics(net, originals, recs, held, generated, floor):
         held_f = features(held[0])
         out["heldout_reconstructions"] = {"value": realism.distances(features(held[1]), held_f),
                                           **references(held_f, train_f, held[0], slice(len(held[0])))}
-    drawn = torch.randint(len(floor), (DRAWN,), generator=torch.Generator().manual_seed(0))  # with replacement
+    n = len(next(iter(generated.values())))
+    drawn = torch.randint(len(floor), (n,), generator=torch.Generator().manual_seed(0))  # with replacement
     shared = references(train_f, floor_f, floor, drawn)  # each floor image embedded once, drawn as a sampler draws
     coverage = {}
     for name, images in generated.items():
@@ -373,7 +379,7 @@ def evaluate(args):
     k, no_knn = knn_setting(families)
     metrics.update(knn_accuracy=knn_accuracy(mu.numpy(), families, k) if k else None, knn_k=k, images=n)
     posterior = posteriors(model, images, args.batch_size)
-    drawn = {law: sample_metrics(model, images, law, posterior, seed=args.seed) for law in LAWS}
+    drawn = {law: sample_metrics(model, images, law, posterior, args.seed, args.drawn) for law in LAWS}
     metrics["samples"] = {law: sampled for law, (sampled, _, _) in drawn.items()}
     if model.meta.get("method") != "vae":
         metrics["grad_adv_over_rec"], metrics["sat_fake"] = decoder_drive(model, images, seed=args.seed)
@@ -386,7 +392,7 @@ def evaluate(args):
 
     originals = images.float().div(255)
     generated = {**{f"samples {law}": samples for law, (_, samples, _) in drawn.items()},
-                 "middles": interpolation_middles(model, mu, seed=args.seed)}
+                 "middles": interpolation_middles(model, mu, args.drawn, args.seed)}
     metrics["detail"] = detail_metrics(originals, recs, held, generated)
     metrics["points"] = against_originals(realism.points, originals, recs, held)  # stars, lit windows
     net, no_realism = realism_setting(args.features, families)
@@ -410,7 +416,7 @@ def evaluate(args):
                            f"SSIM {metrics['ssim']:.3f} "
                            f"(8x8: {metrics['thumb8_psnr']:.2f} dB, {metrics['thumb8_ssim']:.3f})"),
          args.out / "reconstructions.png")
-    shown_samples = list(range(min(RECON_SHOWN // 2, SAMPLES)))  # one row of each law
+    shown_samples = list(range(min(RECON_SHOWN // 2, args.drawn)))  # one row of each law
     rows = [row for law, (sampled, samples, near) in drawn.items()
             for row in [(f"{law} ({sampled['nearest_psnr']:.1f} dB)", samples[shown_samples], None),
                         ("nearest", images[near[shown_samples]].float().div(255),
@@ -445,7 +451,7 @@ def report(metrics, k, no_knn, no_realism):
         h = metrics["heldout"]
         print(f"held-out images ({h['images']}, {h['folder']}): {line(h)}")
     for law, m in metrics["samples"].items():
-        print(f"random samples ({SAMPLES}, {law}: {LAWS[law]}): PSNR to the nearest training image "
+        print(f"random samples ({m['counted']}, {law}: {LAWS[law]}): PSNR to the nearest training image "
               f"{m['nearest_psnr']:.2f} dB, {m['nearest_distinct']} distinct nearest images")
 
     print(f"detail at each scale: power of the luminance spectrum over the originals' (1: as much structure), at "

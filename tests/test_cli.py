@@ -58,6 +58,7 @@ CASES = [
     ("test.py", "--data MISSING", "MISSING does not exist"),
     ("test.py", "--heldout FILE", "FILE is not a folder but a file; pass --heldout DIR"),
     ("test.py", "--seed -1", "--seed must be between 0 and 2**32 - 1"),
+    ("test.py", "--drawn 1", "--drawn must be at least 2"),
     ("test.py", "--method umap", "argument --method: invalid choice: 'umap'"),
     ("dataset.py", "", "nothing to do"),
     ("dataset.py", "--make-demo RUN --count 0", "--count must be at least 1"),

@@ -53,7 +53,7 @@ def run_map(tmp_path, capsys, model, data, *extra):
 
 
 def test_map_metrics_without_families(tmp_path, capsys, tiny, images12):
-    metrics = run_map(tmp_path, capsys, tiny, images12)
+    metrics = run_map(tmp_path, capsys, tiny, images12, "--drawn", "8")
     recon = {"psnr", "ssim", "thumb8_psnr", "thumb8_ssim", "thumb16_psnr", "thumb16_ssim"}
     assert set(metrics) == recon | {"samples", "detail", "points", "knn_accuracy", "knn_k", "images", "printed",
                                     "grad_adv_over_rec", "sat_fake"}
@@ -64,7 +64,8 @@ def test_map_metrics_without_families(tmp_path, capsys, tiny, images12):
     assert -1 <= metrics["ssim"] <= 1
     assert set(metrics["samples"]) == set(latent.LAWS)
     assert len({m["nearest_psnr"] for m in metrics["samples"].values()}) == 3  # three laws, three sets of samples
-    assert all(1 <= m["nearest_distinct"] <= 12 for m in metrics["samples"].values())
+    assert all(m["counted"] == 8 and 1 <= m["nearest_distinct"] <= 8 for m in metrics["samples"].values())
+    assert "random samples (8, prior" in metrics["printed"]
     assert set(metrics["detail"]) == {"reconstructions", "thumb8", "thumb16", "thumb32", "samples prior",
                                       "samples fitted", "samples posterior", "middles"}
     assert metrics["detail"]["thumb8"]["2-5 px"] is None  # a 64x64 image holds nothing finer than 8 px of 256
@@ -89,6 +90,7 @@ def test_map_with_families_pca_and_a_heldout_folder(tmp_path, capsys, tiny, fami
     assert held["images"] == 12 and held["folder"] == str(images12) and held["psnr"] == pytest.approx(metrics["psnr"])
     assert f"held-out images (12, {images12})" in metrics["printed"]
     assert "heldout_reconstructions" in metrics["points"]
+    assert all(m["counted"] == map_script.SAMPLES for m in metrics["samples"].values())  # 64 of the 256 drawn
 
 
 def test_knn_is_left_out_where_it_cannot_mean_anything():
