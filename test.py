@@ -100,8 +100,8 @@ def parse_args(argv=None):
     a("--batch-size", type=int, default=32, help="images per forward pass (default %(default)s)")
     a("--seed", type=int, default=0, help="random state of t-SNE and of the samples (default %(default)s)")
     a("--drawn", type=int, default=DRAWN, help="random samples of each law and interpolation middles to draw and "
-      "measure; the first 64 of each are also counted for nearest images and families (default %(default)s; fewer "
-      "is faster, and their Fréchet distances noisier and higher)")
+      f"measure; the first {SAMPLES} of each are also counted for nearest images and families (default %(default)s; "
+      "fewer is faster, and their Fréchet distances noisier and higher)")
     args = p.parse_args(argv)
     if args.batch_size < 1:
         p.error(f"--batch-size must be at least 1, got {args.batch_size}")
