@@ -22,8 +22,8 @@ from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from augment import augment
 from augment import draw as augment_uniforms
-from losses import (as_distance, decoder_loss, encoder_loss, exp_elbo, feature_error, focal_frequency_error,
-                    kl_divergence, reconstruction_error, saturation, squash)
+from losses import (as_distance, contrast_weighted_error, decoder_loss, encoder_loss, exp_elbo, feature_error,
+                    focal_frequency_error, kl_divergence, reconstruction_error, saturation, squash)
 from models import reparameterize
 
 
@@ -46,6 +46,7 @@ class Hyper:
     rec_loss: str = "mse"  # real images' reconstruction term: "mse" (R), "ffl" (R + focal frequency loss) or
     #                        "features" (R, plus the encoder-feature distance in the decoder update)
     feature_weight: float = 1.0  # with rec_loss "features": the weight of the feature distance beside R
+    contrast_weight: float = 0.0  # L_rec weighs each pixel's squared error by 1 + this times the real image's contrast
     probe: bool = False  # fast step: also measure the decoder's gradient from each part of L_D (a logged step)
 
 
@@ -93,9 +94,12 @@ def judged(y, noise, kind, hp):
 
 
 def real_reconstruction(x, rec, hp, E=None):
-    """L_rec: the mean over the batch of R(x, rec), plus the --rec-loss term. The encoder-feature distance
-    enters the decoder update only (E given): the encoder could make any two images alike in its own features."""
+    """L_rec: the mean over the batch of R(x, rec), plus the --contrast-weight and --rec-loss terms. The
+    encoder-feature distance enters the decoder update only (E given): the encoder could make any two images alike
+    in its own features."""
     r = reconstruction_error(x, rec)
+    if hp.contrast_weight:
+        r = r + contrast_weighted_error(x, rec, hp.contrast_weight)
     if hp.rec_loss == "ffl":
         r = r + focal_frequency_error(x, rec)
     elif hp.rec_loss == "features" and E is not None:

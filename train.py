@@ -61,7 +61,7 @@ OFFICIAL = {"epochs": 400, "lr_drop_epoch": 350, "beta_rec": 0.5, "beta_kl": 1.0
             "fakes": "prior", "ema_decay": 0.999}
 # What a checkpoint written before a flag existed ran with (--resume keeps it): the official behaviour.
 BEFORE_FLAG = {"vae_epochs": 0, "beta_adv": None, "tanh": "all", "augment": 0.0, "rec_loss": "mse", "fakes": "prior",
-               "feature_weight": 1.0}
+               "feature_weight": 1.0, "contrast_weight": 0.0}
 
 
 class RunError(Exception):
@@ -130,6 +130,10 @@ def parse_args(argv=None):
       "update, the distance in the encoder's first feature maps (default %(default)s; official mse)")
     a("--feature-weight", type=float, default=1.0, help="with --rec-loss features: the weight of the "
       "feature distance beside the squared error, both in the units of R (default %(default)s)")
+    a("--contrast-weight", type=float, default=0.0, help="weigh the squared error of each pixel of a real "
+      "image's reconstruction by 1 + W times the image's local contrast there (its luminance less its 7x7 mean), so "
+      "that a star or a lit window counts more than its few pixels; in both updates (default %(default)s: R as "
+      "the official code)")
     a("--official", action="store_true", help="the official AS-IntroVAE's settings instead of this project's "
       "defaults: " + ", ".join(official_flag(k, v) for k, v in OFFICIAL.items()) + " (flags given beside it win)")
     a("--seed", type=int, default=0, help="random seed (default %(default)s)")
@@ -182,7 +186,7 @@ def impossible(args, given):
     for k in ("lr", "beta_rec"):
         if not 0 < getattr(args, k) < math.inf:
             yield f"--{k.replace('_', '-')} must be a positive number, got {getattr(args, k)}"
-    for k in ("beta_kl", "gamma_r", "feature_weight"):
+    for k in ("beta_kl", "gamma_r", "feature_weight", "contrast_weight"):
         if not 0 <= getattr(args, k) < math.inf:
             yield f"--{k.replace('_', '-')} must be 0 or a positive number, got {getattr(args, k)}"
     if args.beta_adv is not None and not 0 <= args.beta_adv < math.inf:
@@ -326,7 +330,7 @@ class Trainer:
         self.hp = Hyper(args.beta_kl, args.beta_rec, initial_beta_neg(args), args.gamma_r, image_scale(cfg.image_size),
                         args.method, args.ema_decay, bf16=fast and use_bf16(args.precision, device), tanh=args.tanh,
                         beta_adv=args.beta_adv, augment=args.augment, rec_loss=args.rec_loss, fakes=args.fakes,
-                        feature_weight=args.feature_weight)
+                        feature_weight=args.feature_weight, contrast_weight=args.contrast_weight)
         # --beta-neg START:END; it ends when beta_neg is set otherwise (control.json, a recovery)
         self.schedule = args.beta_neg if isinstance(args.beta_neg, tuple) else None
         self.step_fn = fast_step if fast else reference_step
@@ -644,6 +648,7 @@ class Run:
                 "beta_rec": self.args.beta_rec, "beta_kl": self.args.beta_kl, "beta_adv": self.args.beta_adv,
                 "augment": self.args.augment, "fakes": self.args.fakes,
                 "rec_loss": self.args.rec_loss, "feature_weight": self.args.feature_weight,
+                "contrast_weight": self.args.contrast_weight,
                 "ema_decay": self.args.ema_decay}
         job = self.writer.submit(self.write, state, model, meta, self.history.rows(), self.keep_previous)
         if wait:

@@ -4,8 +4,9 @@ import math
 import pytest
 import torch
 
-from losses import (as_distance, decoder_loss, encoder_loss, exp_elbo, feature_error, focal_frequency_error,
-                    gaussian_kernel, image_scale, kl_divergence, reconstruction_error, transition_coefficient)
+from losses import (as_distance, contrast_weighted_error, decoder_loss, encoder_loss, exp_elbo, feature_error,
+                    focal_frequency_error, gaussian_kernel, image_scale, kl_divergence, local_contrast,
+                    reconstruction_error, transition_coefficient)
 
 torch.manual_seed(0)
 
@@ -158,6 +159,21 @@ def test_focal_frequency_error_is_at_most_r_and_equals_it_for_one_frequency():
     wave = torch.cos(2 * math.pi * 3 * torch.arange(16.0, dtype=torch.float64) / 16).expand(1, 3, 16, 16)
     assert focal_frequency_error(a[:1] + wave, a[:1]).item() == pytest.approx(
         reconstruction_error(a[:1] + wave, a[:1]).item())  # the error's only frequency gets the full weight
+
+
+def test_contrast_weighted_error_weighs_a_star_and_not_a_flat_or_shaded_sky():
+    sky = torch.linspace(0.1, 0.3, 32).expand(1, 3, 32, 32).clone()  # a smooth vertical gradient
+    star = sky.clone()
+    star[..., 16, 16] += 0.5
+    blur = star.clone()
+    blur[..., 15:18, 15:18] = sky[..., 15:18, 15:18] + 0.5 / 9  # the star smeared over 3x3: R is small
+    # a shaded sky has no contrast (but at the border, where the 7x7 mean repeats the edge): its error weighs little
+    assert local_contrast(sky)[..., 3:-3].max() < 1e-6
+    assert contrast_weighted_error(sky, sky + 0.1, 40.0) < 0.05 * reconstruction_error(sky, sky + 0.1)
+    r, w = reconstruction_error(star, blur).item(), contrast_weighted_error(star, blur, 40.0).item()
+    assert w > 10 * r  # the star's own pixel, 0.49 above its 7x7 mean, counts about 20 times over
+    assert contrast_weighted_error(star, blur, 80.0).item() == pytest.approx(2 * w)
+    assert contrast_weighted_error(star, star, 40.0).item() == 0
 
 
 def test_feature_error_is_zero_for_equal_features_and_in_the_units_of_r():

@@ -4,7 +4,7 @@ import copy
 import pytest
 import torch
 
-from losses import image_scale
+from losses import contrast_weighted_error, image_scale
 from models import build_model, count_parameters, preset_config
 from step import Hyper, draw_noise, fake_codes, fast_step, real_reconstruction, reference_step
 
@@ -129,6 +129,21 @@ def test_feature_weight_scales_the_feature_distance_of_the_decoder_update():
     assert l_rec(1.0) > l_rec(0.0)
     assert l_rec(3.0) - l_rec(0.0) == pytest.approx(3 * (l_rec(1.0) - l_rec(0.0)), rel=1e-4)
     assert l_rec(3.0, encoder=None) == l_rec(0.0)  # the encoder update (no E given) never sees it
+
+
+def test_contrast_weight_adds_the_weighted_error_to_both_updates():
+    torch.manual_seed(0)
+    E = build_model(preset_config("tiny")).encoder
+    x, rec = torch.rand(4, 3, 64, 64), torch.rand(4, 3, 64, 64)
+
+    def l_rec(weight, encoder=None):
+        hp = Hyper(1.0, 0.5, 256.0, 0.0, image_scale(64), rec_loss="features", contrast_weight=weight)
+        return real_reconstruction(x, rec, hp, encoder).item()
+
+    extra = contrast_weighted_error(x, rec, 40.0).mean().item()
+    assert extra > 0
+    assert l_rec(40.0) == pytest.approx(l_rec(0.0) + extra, rel=1e-5)  # the encoder update
+    assert l_rec(40.0, E) == pytest.approx(l_rec(0.0, E) + extra, rel=1e-5)  # the decoder update
 
 
 def test_mixed_fakes_are_decoded_from_points_between_two_real_codes():
