@@ -23,7 +23,7 @@ def run(step_fn, model, x, noise, hp, c, memory_format):
     ("as", 0.0, {}), ("as", 0.6, {}), ("soft", 1.0, {}), ("as", 0.6, {"tanh": "both"}),
     ("as", 0.6, {"augment": 0.5}), ("as", 0.6, {"rec_loss": "ffl"}), ("soft", 1.0, {"rec_loss": "features"}),
     ("as", 0.3, {"beta_adv": 2.0, "tanh": "as-only"}), ("soft", 1.0, {"fakes": "mix"}),
-    ("vae", 1.0, {"rec_loss": "features"})])
+    ("vae", 1.0, {"rec_loss": "features"}), ("as", 0.6, {"rec_loss": "features", "contrast_weight": 40.0})])
 def test_fast_step_equals_reference(method, c, options):
     torch.manual_seed(0)
     cfg = preset_config("tiny")
