@@ -31,13 +31,23 @@ def focal_frequency_error(a, b, alpha=1.0):
     return (w * spectrum.square()).flatten(1).sum(1)
 
 
-def local_contrast(x, size=7):
-    """|x - its size x size mean| of each pixel's luminance, (B, 1, S, S): about a star's or a lit window's height
-    above its sky, a line's depth below its wall, and 0 on flat or smoothly shaded regions."""
-    grey = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:]).detach()
+def luminance(x):
+    """(N, S, S) grey levels of images (N, 3, S, S) in [0, 1] (Rec. 601 weights)."""
+    return torch.einsum("nchw,c->nhw", x.float(), x.new_tensor([0.299, 0.587, 0.114], dtype=torch.float32))
+
+
+def lift(x, size=7):
+    """(N, 1, S, S): each pixel's luminance less the mean of its size x size neighbourhood (the border repeated):
+    about a star's or a lit window's height above its sky, a line's depth below its wall (negative), and 0 on
+    flat or smoothly shaded regions."""
+    grey = luminance(x)[:, None]
     pad = size // 2
-    mean = F.avg_pool2d(F.pad(grey, (pad,) * 4, mode="replicate"), size, stride=1)
-    return (grey - mean).abs()
+    return grey - F.avg_pool2d(F.pad(grey, (pad,) * 4, mode="replicate"), size, stride=1)
+
+
+def local_contrast(x):
+    """(N, 1, S, S): the size of each pixel's lift, up or down."""
+    return lift(x).abs()
 
 
 def contrast_weighted_error(target, image, weight):
@@ -45,7 +55,7 @@ def contrast_weighted_error(target, image, weight):
     summed like R. R weighs a star by its few pixels, so a decoder that smooths the sky away loses almost nothing;
     with weight 40, a star 0.5 above its sky counts 21 times (1 + 40 x 0.49). R plus this is R with a per-pixel weight
     1 + weight * contrast, fixed by the real image."""
-    return (weight * local_contrast(target) * (image - target).square()).flatten(1).sum(1)
+    return (weight * local_contrast(target.detach()) * (image - target).square()).flatten(1).sum(1)
 
 
 def feature_error(target, features, image):

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 import fantasy
 from checkpoint import CheckpointError, load_strict, safe_load, save_atomic
+from losses import lift, luminance
 
 FORMAT = "fantasy-features/1"
 WIDTHS = (16, 32, 64, 128, 128)  # one stage each, every stage halves the image
@@ -52,11 +53,6 @@ def band_names():
 
 # ----------------------------------------------------------------------------------------------------------------
 # Detail at each scale
-
-
-def luminance(x):
-    """(N, S, S) grey levels of images (N, 3, S, S) in [0, 1] (Rec. 601 weights)."""
-    return torch.einsum("nchw,c->nhw", x.float(), torch.tensor([0.299, 0.587, 0.114]))
 
 
 def power_spectrum(x):
@@ -117,8 +113,7 @@ def bright_points(x):
     """(N, S, S) bool: the pixels of images (N, 3, S, S) that are the brightest of their 3x3 neighbourhood and
     more than POINT_CONTRAST above the mean of their 7x7 one. A star or a lit window is one; a smooth
     gradient, an edge or a flat sky is none."""
-    grey = luminance(x)[:, None]
-    lifted = grey - F.avg_pool2d(F.pad(grey, (3, 3, 3, 3), mode="replicate"), 7, stride=1)
+    lifted = lift(x)
     peak = (lifted == F.max_pool2d(lifted, 3, stride=1, padding=1)) & (lifted > POINT_CONTRAST)
     return peak[:, 0]
 
