@@ -38,7 +38,9 @@ import copy
 import json
 import math
 import re
+import shutil
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -294,12 +296,19 @@ def heldout_folder(args):
     return demo_heldout() if args.heldout == "auto" else Path(args.heldout)
 
 
-def demo_heldout():
-    """data/fantasy_heldout: 80 demo images no run trains on, made on first use."""
-    if not HELDOUT.is_dir():
-        print(f"making the held-out demo images in {HELDOUT} (seed {HELDOUT_SEED}, about 15 s)")
-        fantasy.make_demo(HELDOUT, count=80, seed=HELDOUT_SEED)
-    return HELDOUT
+def demo_heldout(folder=HELDOUT):
+    """data/fantasy_heldout: 80 demo images no run trains on, made on first use. They are made in a folder of
+    another name (ignored by git) and renamed into place, so that a test.py stopped while making them, or a
+    second one making them at the same time, never leaves or reads a half-made set."""
+    if not folder.is_dir():
+        print(f"making the held-out demo images in {folder} (seed {HELDOUT_SEED}, about 15 s)")
+        part = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", suffix=".tmp", dir=folder.parent))
+        fantasy.make_demo(part, count=80, seed=HELDOUT_SEED)
+        try:
+            part.rename(folder)
+        except OSError:  # another test.py made it first: theirs is the same set
+            shutil.rmtree(part)
+    return folder
 
 
 def realism_setting(path, families):

@@ -2,6 +2,7 @@
 import importlib.util
 import json
 import shutil
+import threading
 
 import imageio.v3 as iio
 import nbformat
@@ -92,6 +93,29 @@ def test_map_with_families_pca_and_a_heldout_folder(tmp_path, capsys, tiny, fami
     assert "heldout_reconstructions" in metrics["points"]
     assert all(m["counted"] == map_script.SAMPLES for m in metrics["samples"].values())  # 64 of the 256 drawn
 
+
+
+def test_heldout_set_made_by_one_test_py_is_never_seen_half_made_by_another(tmp_path, monkeypatch):
+    """A second test.py starting while the first is still making the held-out set makes its own and sees all of it;
+    the first then keeps the finished one, and no partial folder is left."""
+    half_made, go_on = threading.Event(), threading.Event()
+
+    def make_demo(out, count, seed):  # files as make_demo names them; the first maker stops halfway
+        for k in range(count):
+            (out / f"img_{k:02d}.png").touch()
+            if k == count // 2 and not half_made.is_set():
+                half_made.set()
+                assert go_on.wait(10)
+
+    monkeypatch.setattr(map_script.fantasy, "make_demo", make_demo)
+    folder, seen = tmp_path / "held", {}
+    first = threading.Thread(target=lambda: seen.update(first=len(list(map_script.demo_heldout(folder).iterdir()))))
+    first.start()
+    assert half_made.wait(10)
+    seen["second"] = len(list(map_script.demo_heldout(folder).iterdir()))
+    go_on.set()
+    first.join()
+    assert seen == {"first": 80, "second": 80} and [p.name for p in tmp_path.iterdir()] == ["held"]
 
 def test_knn_is_left_out_where_it_cannot_mean_anything():
     assert map_script.knn_setting(list("aabbcc")) == (5, None)
