@@ -25,3 +25,12 @@ def write_images(folder, n, size=(80, 100), seed=0):
 @pytest.fixture(scope="session")
 def images12(tmp_path_factory):
     return write_images(tmp_path_factory.mktemp("data") / "twelve", 12)
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory, images12):
+    """The model.pt of a 2-epoch tiny run (64x64, z_dim 32) on images12."""
+    import train  # (here, not above: conftest puts the repository on the path first)
+    run = tmp_path_factory.mktemp("tiny") / "run"
+    assert train.main(["--data", str(images12), "--preset", "tiny", "--epochs", "2", "--out", str(run)]) == 0
+    return run / "model.pt"

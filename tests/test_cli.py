@@ -1,4 +1,4 @@
-"""Impossible arguments of train.py, test.py and dataset.py: each is refused in one line on stderr with a
+"""Impossible arguments of train.py, test.py, dataset.py and finish.py: each is refused in one line on stderr with a
 non-zero exit, without a traceback, and those that can be are refused before any work (no run folder made)."""
 import importlib.util
 import subprocess
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import dataset
+import finish
 import train
 from conftest import ROOT
 
@@ -15,7 +16,7 @@ from conftest import ROOT
 _spec = importlib.util.spec_from_file_location("map_script", ROOT / "test.py")
 map_script = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(map_script)
-MAINS = {"train.py": train.main, "test.py": map_script.main, "dataset.py": dataset.main}
+MAINS = {"train.py": train.main, "test.py": map_script.main, "dataset.py": dataset.main, "finish.py": finish.main}
 
 # script, arguments, what the one line says; in train.py's arguments RUN is a run folder that must not be
 # made (the argument is refused before any work), LATE one that may be (the error comes from the work itself)
@@ -67,6 +68,17 @@ CASES = [
     ("dataset.py", "--make-demo FILE", "a file of that name exists"),
     ("dataset.py", "--make-demo TWELVE", "the folder holds 12 files the demo set would mix with (img_00.png"),
     ("dataset.py", "--contact-sheet MISSING sheet.png", "MISSING does not exist"),
+    ("finish.py", "--out RUN", "the following arguments are required: --model"),
+    ("finish.py", "--model MISSING --out RUN", "--model MISSING does not exist"),
+    ("finish.py", "--model SHIPPED --out SHIPPED --overwrite", "--out SHIPPED is --model"),
+    ("finish.py", "--model SHIPPED --out FILE", "--out FILE exists; give another file, or --overwrite"),
+    ("finish.py", "--model SHIPPED --out RUN --steps 0", "--steps must be at least 1, got 0"),
+    ("finish.py", "--model SHIPPED --out RUN --batch-size 0", "--batch-size must be at least 1"),
+    ("finish.py", "--model SHIPPED --out RUN --contrast-weight -1", "--contrast-weight must be 0 or a positive"),
+    ("finish.py", "--model SHIPPED --out RUN --lr nan", "--lr must be a positive number, got nan"),
+    ("finish.py", "--model SHIPPED --out RUN --seed -1", "--seed must be between 0 and 2**63 - 1"),
+    ("finish.py", "--model SHIPPED --out RUN --data MISSING", "MISSING does not exist"),
+    ("finish.py", "--model SHIPPED --out RUN --device tpu", "--device tpu: not a device torch knows"),
 ]
 
 
@@ -76,7 +88,8 @@ def paths(tmp_path, images12, monkeypatch):
     (tmp_path / "empty").mkdir()
     (tmp_path / "file.txt").write_text("a file")
     return {"RUN": str(tmp_path / "run"), "LATE": str(tmp_path / "late"), "FILE": str(tmp_path / "file.txt"),
-            "MISSING": str(tmp_path / "missing"), "EMPTY": str(tmp_path / "empty"), "TWELVE": str(images12)}
+            "MISSING": str(tmp_path / "missing"), "EMPTY": str(tmp_path / "empty"), "TWELVE": str(images12),
+            "SHIPPED": "saves/fantasy/model.pt"}
 
 
 def one_line(text, message, code):

@@ -1,8 +1,9 @@
 """Every command of the README, of the scripts' --help and of the notebook, run as written, in that
 order, on a fresh copy of the repository (a git repository of its own, so that `git status` can be
 read after each command). Three things are changed, and only where needed: a training run that would
-take minutes or hours stops after a few steps of the tiny preset, test.py draws 16 samples of each law
-instead of 256 (decoding them at 256x256 was most of its minutes), and the notebook draws few frames.
+take minutes or hours stops after a few steps of the tiny preset (finish.py after two), test.py draws 16
+samples of each law instead of 256 (decoding them at 256x256 was most of its minutes), and the notebook
+draws few frames.
 `~/my_places` is a folder of twelve images in a home folder of the test's own.
 
 After each command `git status` must be clean, except for files under a path the command names
@@ -53,7 +54,8 @@ def notebook_commands(path):
 def commands():
     """(where, command) in the order a reader meets them, each command once."""
     found = [("README.md", c) for c in readme_commands((ROOT / "README.md").read_text())]
-    found += [(f"{s} --help", c) for s in ("train.py", "test.py", "dataset.py") for c in help_commands(s)]
+    scripts = ("train.py", "test.py", "dataset.py", "finish.py")
+    found += [(f"{s} --help", c) for s in scripts for c in help_commands(s)]
     found += [("img_interpolation.ipynb", c) for c in notebook_commands(ROOT / "img_interpolation.ipynb")]
     seen, unique = set(), []
     for where, command in found:
@@ -64,9 +66,12 @@ def commands():
 
 
 def as_run(command):
-    """The command as the test runs it: long training cut short, test.py and the notebook drawing few images."""
+    """The command as the test runs it: long training and finishing cut short, test.py and the notebook drawing
+    few images."""
     if re.match(r"python train\.py\b", command):
         return command + f" --preset tiny --max-steps {4 if '--resume' in command else 2}"
+    if re.match(r"python finish\.py\b", command):
+        return command + " --steps 2"
     if re.match(r"python test\.py\b", command):
         return command + " --drawn 16"
     if "jupyter nbconvert" in command:

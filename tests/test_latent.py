@@ -13,7 +13,6 @@ from nbclient import NotebookClient
 from skimage.metrics import peak_signal_noise_ratio
 
 import latent
-import train
 from checkpoint import load_model
 from conftest import ROOT, write_images
 from dataset import load_folder
@@ -22,14 +21,6 @@ from dataset import load_folder
 _spec = importlib.util.spec_from_file_location("map_script", ROOT / "test.py")
 map_script = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(map_script)
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory, images12):
-    """The model.pt of a 2-epoch tiny run (64x64, z_dim 32)."""
-    run = tmp_path_factory.mktemp("tiny") / "run"
-    assert train.main(["--data", str(images12), "--preset", "tiny", "--epochs", "2", "--out", str(run)]) == 0
-    return run / "model.pt"
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,41 @@
+"""finish.py: the decoder alone learns its training images' details from their fixed codes; nothing else moves."""
+import hashlib
+
+import torch
+
+import finish
+from checkpoint import load_model
+from dataset import load_folder
+from latent import decode, encode
+from losses import contrast_weighted_error, reconstruction_error
+
+
+def weighted_error(model, images, weight=160.0):
+    """The finishing objective (squared error plus the contrast-weighted error) of the model's reconstructions."""
+    x = images.float().div(255)
+    rec = decode(model, encode(model, images))
+    return (reconstruction_error(x, rec) + contrast_weighted_error(x, rec, weight)).mean().item()
+
+
+def test_finishing_trains_the_decoder_alone_and_leaves_the_input(tmp_path, tiny, images12):
+    before = hashlib.sha256(tiny.read_bytes()).hexdigest()
+    out = tmp_path / "finished" / "model.pt"
+    argv = ["--model", str(tiny), "--out", str(out), "--data", str(images12), "--steps", "30", "--lr", "1e-3",
+            "--device", "cpu"]
+    assert finish.main(argv) == 0
+    assert hashlib.sha256(tiny.read_bytes()).hexdigest() == before
+    old, new = load_model(tiny), load_model(out)
+    for name, value in old.encoder.state_dict().items():  # the codes, the map, the walks stay where they were
+        assert torch.equal(value, new.encoder.state_dict()[name]), name
+    assert not all(torch.equal(v, new.decoder.state_dict()[k]) for k, v in old.decoder.state_dict().items())
+    images, _ = load_folder(images12, old.config.image_size)
+    assert weighted_error(new, images) < 0.8 * weighted_error(old, images)
+    assert new.meta["finished"]["steps"] == 30 and new.meta["finished"]["contrast_weight"] == 160.0
+    assert new.meta["epoch"] == old.meta["epoch"]  # the run's own record is kept beside it
+
+
+def test_steps_and_batches_as_asked(tiny, images12):
+    model = load_model(tiny)
+    images, _ = load_folder(images12, model.config.image_size)
+    args = finish.parse_args(["--model", str(tiny), "--out", "unused.pt", "--steps", "7", "--batch-size", "5"])
+    assert len(finish.finish(model, images, args, log=lambda line: None)) == 7  # 12 images: batches 5, 5, 2, 5, ...
