@@ -6,11 +6,12 @@
 Not part of AS-IntroVAE: a step after the run. The encoder is frozen and each training image keeps its
 posterior mean mu as its code; only the decoder trains, --steps batches of D(mu) against their images, on
 the run's reconstruction term (squared error, with the encoder-feature distance when the run used
---rec-loss features) plus the contrast-weighted error (--contrast-weight, docs/ALGORITHM.md). Squared error
-pays little for a missing star, a few pixels of a sky; weighed by the original's local contrast, a star
-0.5 above its sky counts about 80 times at the default W = 160. The codes do not move, so the latent map, the walks and the samples keep their
-places; what changes is what the decoder draws from each code. docs/STUDY.md, "Finishing the decoder",
-measures it on the shipped model. The output is a model.pt as train.py writes it; --model is not changed.
+--rec-loss features) plus the contrast-weighted error (--contrast-weight, docs/ALGORITHM.md). Squared
+error pays little for a missing star, a few pixels of a sky; weighed by the original's local contrast, a
+star 0.5 above its sky counts about 80 times at the default W = 160. The codes do not move, so the latent
+map, the walks and the samples keep their places; what changes is what the decoder draws from each code.
+docs/STUDY.md, "Finishing the decoder", measures it on the shipped model. The output is a model.pt as
+train.py writes it; --model is not changed.
 """
 import argparse
 import math
@@ -110,9 +111,9 @@ def main(argv=None):
     print(f"finishing the decoder of {args.model} on {len(images)} images: {args.steps} steps, contrast weight "
           f"{args.contrast_weight:g}, on {args.device}")
     finish(model, images, args)
-    meta = {**model.meta, "finished": {"steps": args.steps, "contrast_weight": args.contrast_weight,
-                                          "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
-                                          "data": str(data), "from": str(args.model)}}
+    finished = {"steps": args.steps, "contrast_weight": args.contrast_weight, "lr": args.lr,
+                "batch_size": args.batch_size, "seed": args.seed, "data": str(data), "from": str(args.model)}
+    meta = {**model.meta, "finished": finished}  # the run's own record stays beside it
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     model.cpu()
     export_model(args.out, model.config.to_dict(), model.encoder.state_dict(), model.decoder.state_dict(), meta)
