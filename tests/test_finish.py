@@ -5,6 +5,7 @@ import torch
 
 import finish
 from checkpoint import load_model
+from conftest import ROOT
 from dataset import load_folder
 from latent import decode, encode
 from losses import contrast_weighted_error, reconstruction_error
@@ -39,3 +40,18 @@ def test_steps_and_batches_as_asked(tiny, images12):
     images, _ = load_folder(images12, model.config.image_size)
     args = finish.parse_args(["--model", str(tiny), "--out", "unused.pt", "--steps", "7", "--batch-size", "5"])
     assert len(finish.finish(model, images, args, log=lambda line: None)) == 7  # 12 images: batches 5, 5, 2, 5, ...
+
+
+def test_the_shipped_finished_model_is_the_shipped_run_finished_by_default(tmp_path):
+    """saves/fantasy/finished.pt, what test.py and the notebook load, is saves/fantasy/model.pt after finish.py's
+    defaults: the same encoder, the run's record, and the finishing's settings as finish.py would use them."""
+    run, finished = load_model(ROOT / "saves/fantasy/model.pt"), load_model(ROOT / "saves/fantasy/finished.pt")
+    for name, value in run.encoder.state_dict().items():
+        assert torch.equal(value, finished.encoder.state_dict()[name]), name
+    defaults = finish.parse_args(["--model", str(ROOT / "saves/fantasy/model.pt"), "--out", str(tmp_path / "x.pt")])
+    record = finished.meta["finished"]
+    assert {k: record[k] for k in ("steps", "contrast_weight", "lr", "batch_size", "seed")} == {
+        "steps": defaults.steps, "contrast_weight": defaults.contrast_weight, "lr": defaults.lr,
+        "batch_size": defaults.batch_size, "seed": defaults.seed}
+    assert record["from"] == "saves/fantasy/model.pt" and record["data"] == run.meta["data"]
+    assert {k: v for k, v in finished.meta.items() if k != "finished"} == run.meta
