@@ -198,6 +198,18 @@ def load_strict(module, state, source):
         raise CheckpointError(f"{source} does not match this model's architecture: {detail[:600]}") from None
 
 
+def host(obj):
+    """A copy of obj with every tensor copied to the host: what a write may read while the originals stay
+    on their device (a background write: while training goes on changing them in place)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: host(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(host(v) for v in obj)
+    return obj
+
+
 def export_model(path, config, encoder, decoder, meta):
     """The model the other scripts load: the state dicts of the encoder and the decoder (or its moving average),
     and the config; no optimiser state."""

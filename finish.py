@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from checkpoint import CheckpointError, export_model, load_model
+from checkpoint import CheckpointError, export_model, host, load_model
 from cli import Parser
 from dataset import DatasetError, check_folder, load_folder
 from distributed import pick_device
@@ -116,8 +116,8 @@ def main(argv=None):
                 "batch_size": args.batch_size, "seed": args.seed, "data": str(data), "from": str(args.model)}
     meta = {**model.meta, "finished": finished}  # the run's own record stays beside it
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    model.cpu()
-    export_model(args.out, model.config.to_dict(), model.encoder.state_dict(), model.decoder.state_dict(), meta)
+    export_model(args.out, model.config.to_dict(), host(model.encoder.state_dict()), host(model.decoder.state_dict()),
+                 meta)
     print(f"wrote {args.out}")
     return 0
 

@@ -39,7 +39,7 @@ except ImportError:
     fcntl = None
 
 import distributed
-from checkpoint import CheckpointError, export_model, load_strict, load_with_fallback, save_atomic
+from checkpoint import CheckpointError, export_model, host, load_strict, load_with_fallback, save_atomic
 from control import AutoBetaNeg, ControlFile, DivergenceGuard
 from cli import Parser
 from dataset import DatasetError, ImageBatches, check_folder, load_folder
@@ -405,18 +405,6 @@ class Trainer:
             mu, logvar = E(x)
             D(reparameterize(mu, logvar, torch.randn(mu.shape, generator=g, device=self.device)))
         return E.eval(), D.eval()
-
-
-def host(obj):
-    """A copy of obj with every tensor copied to the host: what a background write may read while training
-    goes on changing the originals in place."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {k: host(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(host(v) for v in obj)
-    return obj
 
 
 class Writer:

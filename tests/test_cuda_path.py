@@ -1,4 +1,4 @@
-"""train.py's and latent.py's CUDA code paths, run on a machine without a GPU.
+"""train.py's, finish.py's and latent.py's CUDA code paths, run on a machine without a GPU.
 
 Inside torch's FakeTensorMode a tensor can live on device "cuda" without a GPU: it has a shape, a dtype
 and a device but no values, and an operation that meets a CPU tensor and a CUDA tensor raises, as it
@@ -26,6 +26,7 @@ import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode, unset_fake_temporarily
 
+import finish
 import latent
 import train
 from models import build_model, preset_config
@@ -110,6 +111,27 @@ def test_training_run_on_cuda_keeps_every_tensor_on_its_device(tmp_path, images1
     assert trainer.hp.bf16 == (step == "fast")  # compute capability 9.0: bf16 autocast on the fast step
     assert record["grids"] == [{"cpu"}, {"cpu"}]  # one grid per epoch, moved to the host before drawing
     assert record["saved"] == {"checkpoint.pt": {"cpu"}, "model.pt": {"cpu"}}  # host copies for the writer
+
+
+def test_finishing_on_cuda_keeps_every_tensor_on_its_device(tmp_path, tiny, images12):
+    """finish.py with --device cuda: the codes, the batches and the decoder's updates on the device, the
+    export from the host."""
+    real_load_model, exported = finish.load_model, {}
+
+    def load_model(path, device):  # read on the host, as torch.load does, then moved inside the mode
+        with unset_fake_temporarily():
+            model = real_load_model(path)
+        return model.to(device)
+
+    def export(path, config, encoder, decoder, meta):
+        exported.update(devices=devices([encoder, decoder]), steps=meta["finished"]["steps"])
+
+    argv = ["--model", str(tiny), "--out", str(tmp_path / "finished.pt"), "--data", str(images12), "--steps", "3",
+            "--device", "cuda"]
+    with fake_cuda(), mock.patch.object(finish, "pick_device", lambda name: CUDA), \
+            mock.patch.object(finish, "load_model", load_model), mock.patch.object(finish, "export_model", export):
+        assert finish.main(argv) == 0
+    assert exported == {"devices": {"cpu"}, "steps": 3}
 
 
 def test_latent_walks_on_cuda(tmp_path):
