@@ -104,7 +104,6 @@ def main(argv=None):
         data = args.data or model.meta.get("data")
         if data is None:
             raise DatasetError(f"{args.model} does not name the folder it trained on; pass --data DIR")
-        check_folder(data)
         images, _ = load_folder(data, model.config.image_size)
     except (CheckpointError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)

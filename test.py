@@ -85,7 +85,8 @@ DEMO, HELDOUT, HELDOUT_SEED = Path("data/fantasy"), Path("data/fantasy_heldout")
 def parse_args(argv=None):
     p = Parser(prog="test.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
-    a("--model", default="saves/fantasy/finished.pt", help="model.pt written by train.py or finish.py (default %(default)s)")
+    a("--model", default="saves/fantasy/finished.pt",
+      help="model.pt written by train.py or finish.py (default %(default)s)")
     a("--data", default=str(DEMO), help="folder of training images to encode, searched recursively "
       "(default %(default)s)")
     a("--heldout", default="auto", help="folder of images no run trained on, measured the same way; auto: "

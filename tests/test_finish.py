@@ -50,8 +50,7 @@ def test_the_shipped_finished_model_is_the_shipped_run_finished_by_default(tmp_p
         assert torch.equal(value, finished.encoder.state_dict()[name]), name
     defaults = finish.parse_args(["--model", str(ROOT / "saves/fantasy/model.pt"), "--out", str(tmp_path / "x.pt")])
     record = finished.meta["finished"]
-    assert {k: record[k] for k in ("steps", "contrast_weight", "lr", "batch_size", "seed")} == {
-        "steps": defaults.steps, "contrast_weight": defaults.contrast_weight, "lr": defaults.lr,
-        "batch_size": defaults.batch_size, "seed": defaults.seed}
+    settings = ("steps", "contrast_weight", "lr", "batch_size", "seed")
+    assert {k: record[k] for k in settings} == {k: getattr(defaults, k) for k in settings}
     assert record["from"] == "saves/fantasy/model.pt" and record["data"] == run.meta["data"]
     assert {k: v for k, v in finished.meta.items() if k != "finished"} == run.meta
