@@ -7,7 +7,7 @@
 
 Both steps run alternately on the same device (warm-up first). Two more rows separate the gains: the
 reference in the fast step's memory layout (channels_last), and, where the fast step runs under bf16
-autocast (`train.py --precision auto`: CUDA, CPUs with AMX), the fast step in float32.
+autocast (`train.py --precision auto`: CUDA, CPUs with AMX or AVX512-BF16), the fast step in float32.
 Then, from the same weights, optimiser state, batch and noise, one step of each is compared, in float64
 on 2 images (`max_rel_diff`: the mathematics, rounding made negligible; autocast leaves float64 alone)
 and as timed (`max_rel_diff_as_timed`, and `..._fp32` for the float32 fast step).

@@ -39,6 +39,10 @@ OFFICIAL_BASE = ["--beta-rec", "0.5", "--beta-kl", "1", "--beta-neg", "256", "--
                  "--ema-decay", "0.999", "--lr-drop-epoch", "350"]
 GAME_BASE = ["--beta-rec", "1", "--beta-kl", "0.1", "--beta-neg", "256", "--tanh", "all", "--augment", "0",
              "--rec-loss", "mse", "--ema-decay", "0.999"]
+# The places stage: this project's defaults of the game, where new codes are decoded (docs/STUDY.md, "New places")
+PLACES_BASE = ["--beta-rec", "1", "--beta-kl", "0.1", "--beta-neg", "256", "--tanh", "as-only", "--augment", "0",
+               "--rec-loss", "features", "--feature-weight", "1", "--contrast-weight", "0", "--ema-decay", "0",
+               "--fakes", "prior", "--upsample", "nearest"]
 # name -> train.py flags on top of the stage's base (later flags win)
 CONFIGS = {
     "official": [],
@@ -84,6 +88,8 @@ CONFIGS = {
     # a plain VAE for about the wall time of the one above (80 VAE epochs took 3 min at the screen, it 10):
     # does the introspective quarter add anything at equal compute?
     "vae-rec1-kl0.1-240": ["--beta-rec", "1", "--beta-kl", "0.1", "--method", "vae", "--epochs", "240"],
+    # the places stage: where the fakes' codes come from
+    "mix": ["--fakes", "mix"],
 }
 # stage -> (train.py flags, base); 13 steps of 6 images make an epoch of the 80 demo images
 STAGES = {"screen": (["--preset", "small", "--image-size", "128", "--epochs", "80"], OFFICIAL_BASE),  # 1,040 steps
@@ -91,7 +97,9 @@ STAGES = {"screen": (["--preset", "small", "--image-size", "128", "--epochs", "8
           # long enough for the adversarial game: 68 VAE epochs (884 steps), then 232 introspective (3,016 steps),
           # the learning rate x0.1 for the last eighth as in the default 400-epoch run
           "game": (["--preset", "small", "--image-size", "128", "--epochs", "300", "--vae-epochs", "68",
-                    "--lr-drop-epoch", "262"], GAME_BASE)}
+                    "--lr-drop-epoch", "262"], GAME_BASE),
+          "places": (["--preset", "small", "--image-size", "128", "--epochs", "300", "--vae-epochs", "68",
+                      "--lr-drop-epoch", "262"], PLACES_BASE)}
 SIGNALS = ["rec", "kl_real", "kl_fake", "grad_rec", "grad_adv", "sat_fake"]  # from the last rows of history.csv
 
 
@@ -100,7 +108,7 @@ def commands(stage, name, seed):
     stage_flags, base = STAGES[stage]
     flags = [*stage_flags, *base, *CONFIGS[name]]
     # --overwrite: a configuration interrupted before its result was written starts again
-    train = ["python", "train.py", *flags, "--seed", str(seed), "--out", str(run), "--save-every", "1000",
+    train = ["python", "train.py", *flags, "--seed", str(seed), "--out", str(run), "--save-every", "25",
              "--sample-every", "20", "--overwrite"]
     data = flags[flags.index("--data"):][:2] if "--data" in flags else []  # test.py measures the same images
     test = ["python", "test.py", "--model", str(run / "model.pt"), *data, "--out", str(run)]
