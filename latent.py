@@ -9,6 +9,8 @@ import imageio.v3 as iio
 import matplotlib.pyplot as plt
 import torch
 
+import codes
+
 
 def _device(model):
     return next(model.parameters()).device
@@ -38,24 +40,23 @@ def pick(paths, names):
     return [index[n] for n in names]
 
 
+def _fractions(frames):
+    """frames points from 0 to 1, both ends included, as a column (frames, 1) for codes.mix and codes.arc."""
+    return torch.linspace(0, 1, frames).unsqueeze(1)
+
+
 def lerp(z0, z1, frames):
     """frames codes on the straight line from z0 to z1, both ends included: (frames, z_dim)."""
-    t = torch.linspace(0, 1, frames).unsqueeze(1)  # (frames, 1)
-    return (1 - t) * z0 + t * z1
+    return codes.mix(z0, z1, _fractions(frames))
 
 
-def slerp(z0, z1, frames, eps=1e-4):
-    """frames codes on the great circle from z0 to z1 (White, Sampling Generative Networks, 2016).
+def slerp(z0, z1, frames):
+    """frames codes on the great circle from z0 to z1 (codes.arc), both ends included: (frames, z_dim).
 
     With equal norms the norm stays constant, as for samples of N(0, I), which concentrate on a sphere.
     Nearly parallel (or opposite) codes have no unique great circle: then it is the straight line.
     """
-    u0, u1 = z0 / z0.norm().clamp_min(1e-12), z1 / z1.norm().clamp_min(1e-12)
-    omega = 2 * torch.atan2((u0 - u1).norm(), (u0 + u1).norm())  # the angle; exact near 0, unlike arccos
-    if torch.sin(omega) < eps:
-        return lerp(z0, z1, frames)
-    t = torch.linspace(0, 1, frames).unsqueeze(1)
-    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+    return codes.arc(z0, z1, _fractions(frames))
 
 
 def save_gif(path, images, frame_ms=80, hold_ms=600):
@@ -77,8 +78,8 @@ def nearest(z, bank):
 
 
 LAWS = {"prior": "z ~ N(0, I)", "fitted": "the Gaussian fitted to the training codes",
-        "posterior": "the posterior of a random training image"}
-
+        "posterior": "the posterior of a random training image",
+        "mix": "a random point between the codes of two random training images"}
 
 @torch.no_grad()
 def posteriors(model, images, batch_size=32):
@@ -96,32 +97,30 @@ def sample_codes(n, law="prior", z_dim=None, posterior=None, temperature=1.0, se
     posterior: the aggregate posterior, the law of the codes the decoder trained on: the posterior
       N(mu_i, sigma_i^2) of a training image i drawn at random, its spread x temperature. A small beta_kl
       leaves each posterior narrow, so these are close to reconstructions of the training images.
-    posterior: (mu, logvar) of the training images (`posteriors`), for the last two.
+    mix: the point t ~ U(0, 1) of the way from the mean of a random training image to that of another
+      (codes.mix): the frames of walks, where train.py --fakes mix trains the decoder; temperature x (t - 1/2)
+      narrows t around the middle for temperature < 1, away from the two ends, which are training images.
+    posterior: (mu, logvar) of the training images (`posteriors`), for all laws but the prior.
     """
     g = torch.Generator().manual_seed(seed)
     if law == "prior":
         return torch.randn(n, z_dim, generator=g) * temperature
     mu, logvar = posterior
     if law == "fitted":
-        return fitted(mu, torch.randn(n, len(mu), generator=g) * temperature)
+        return codes.fitted(mu, torch.randn(n, len(mu), generator=g) * temperature)
     if law == "posterior":
         i = torch.randint(len(mu), (n,), generator=g)
         return mu[i] + torch.exp(0.5 * logvar[i]) * torch.randn(n, mu.shape[1], generator=g) * temperature
+    if law == "mix":
+        i, j = codes.pairs(len(mu), n, g)
+        t = 0.5 + (torch.rand(n, 1, generator=g) - 0.5) * temperature
+        return codes.mix(mu[i], mu[j], t)
     raise ValueError(f"unknown sampling law {law!r}: one of {', '.join(LAWS)}")
 
 
 def sample(model, n, law="prior", posterior=None, temperature=1.0, seed=0):
     """n images decoded from codes of a law (`sample_codes`)."""
     return decode(model, sample_codes(n, law, model.config.z_dim, posterior, temperature, seed))
-
-
-def fitted(codes, eps):
-    """Codes of the Gaussian fitted to `codes` (N, z_dim): their mean plus eps (n, N) ~ N(0, I) times their
-    deviations from it over sqrt(N - 1), which has exactly their sample covariance (of rank N - 1 at most,
-    so it needs no factorisation). A small beta_kl leaves the codes of the training images far from N(0, I)
-    (kl_real of hundreds of nats), so prior samples land where the decoder never trained; these do not."""
-    mean = codes.mean(0)
-    return mean + eps @ (codes - mean) / math.sqrt(max(len(codes) - 1, 1))
 
 
 def _bare(ax):

@@ -7,11 +7,16 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 FULL_WIDTHS = (64, 128, 256, 512, 512, 512)  # the seed's model at 256x256, about 43 M parameters
 # The decoder's x2 upsamplings. nearest (the official) copies each pixel into a 2x2 block, whose edges the
 # convolutions after it can turn into patterns aligned with the axes; bilinear leaves no blocks (docs/ALGORITHM.md)
 UPSAMPLING = {"nearest": {}, "bilinear": {"align_corners": False}}
+# The encoder's /2 poolings. average (the official) is a 2x2 box; blur is StyleGAN2's anti-aliased downsampling, a
+# [1, 3, 3, 1] blur then every second pixel. (StyleGAN2's upsampling, zeros between the pixels and the same blur, is
+# exactly bilinear: --upsample bilinear.)
+DOWNSAMPLING = ("average", "blur")
 FEATURE_STAGES = 3  # --rec-loss features: the encoder's maps at S/2, S/4 and S/8, where fine detail still has room
 
 
@@ -21,11 +26,14 @@ class ModelConfig:
     z_dim: int = 256
     widths: tuple = FULL_WIDTHS  # one width per halving of the image, 4x4 at the bottom
     upsample: str = "nearest"  # the decoder's x2 upsamplings: nearest (official) or bilinear
+    downsample: str = "average"  # the encoder's /2 poolings: average (official) or blur
 
     def __post_init__(self):
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         if self.upsample not in UPSAMPLING:
             raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {self.upsample!r}")
+        if self.downsample not in DOWNSAMPLING:
+            raise ValueError(f"downsample must be one of {', '.join(DOWNSAMPLING)}, got {self.downsample!r}")
         if self.image_size != 4 * 2 ** len(self.widths):
             raise ValueError(f"image size {self.image_size} needs {len(self.widths)} widths to reach 4x4, "
                              f"got {self.widths}")
@@ -50,7 +58,7 @@ PRESETS = {
 }
 
 
-def preset_config(name, image_size=None, z_dim=None, upsample="nearest"):
+def preset_config(name, image_size=None, z_dim=None, upsample="nearest", downsample="average"):
     """The ModelConfig of a preset; image size 128 keeps the first five widths, 64 the first four."""
     base, mult, default_size, default_z = PRESETS[name]
     image_size = image_size or default_size
@@ -58,7 +66,8 @@ def preset_config(name, image_size=None, z_dim=None, upsample="nearest"):
     if n is None:
         raise ValueError(f"image size must be 64, 128 or 256, got {image_size}")
     widths = tuple(max(4, int(w * mult)) for w in base[:n])
-    return ModelConfig(image_size=image_size, z_dim=z_dim or default_z, widths=widths, upsample=upsample)
+    return ModelConfig(image_size=image_size, z_dim=z_dim or default_z, widths=widths, upsample=upsample,
+                       downsample=downsample)
 
 
 class ResidualBlock(nn.Module):
@@ -76,14 +85,34 @@ class ResidualBlock(nn.Module):
         return self.act(self.main(x) + self.identity(x))
 
 
+class BlurPool(nn.Module):
+    """StyleGAN2's anti-aliased /2 downsampling: a [1, 3, 3, 1] x [1, 3, 3, 1] / 64 blur, then every second pixel
+    (the border repeated). What the smaller map cannot hold folds back as a coarser pattern: of a wave of 0.375
+    cycles per pixel, a 2x2 box average passes 15 % of the power, this filter 0.3 %."""
+
+    def __init__(self):
+        super().__init__()
+        k = torch.tensor([1.0, 3.0, 3.0, 1.0])
+        self.register_buffer("kernel", (torch.outer(k, k) / 64)[None, None], persistent=False)  # (1, 1, 4, 4)
+
+    def forward(self, x):
+        c = x.shape[1]
+        x = F.pad(x, (1, 1, 1, 1), mode="replicate")
+        return F.conv2d(x, self.kernel.to(x.dtype).expand(c, 1, 4, 4), stride=2, groups=c)
+
+
+def pooling(cfg):
+    return nn.AvgPool2d(2) if cfg.downsample == "average" else BlurPool()
+
+
 class Encoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         w = cfg.widths
         layers = [nn.Conv2d(3, w[0], 5, padding=2, bias=False), nn.BatchNorm2d(w[0]), nn.LeakyReLU(0.2),
-                  nn.AvgPool2d(2)]
+                  pooling(cfg)]
         for c_in, c_out in zip(w, w[1:]):
-            layers += [ResidualBlock(c_in, c_out), nn.AvgPool2d(2)]
+            layers += [ResidualBlock(c_in, c_out), pooling(cfg)]
         layers.append(ResidualBlock(w[-1], w[-1]))
         self.main = nn.Sequential(*layers)
         self.fc = nn.Linear(w[-1] * 4 * 4, 2 * cfg.z_dim)
@@ -98,7 +127,7 @@ class Encoder(nn.Module):
         found = []
         for layer in self.main:
             x = layer(x)
-            if isinstance(layer, nn.AvgPool2d):
+            if isinstance(layer, (nn.AvgPool2d, BlurPool)):
                 found.append(x)
                 if len(found) == stages:
                     break

@@ -17,6 +17,9 @@ guess. These measures do not:
 - Grid: the power at a period of about 2 pixels along either axis, as a ratio to the originals'. A decoder
   that upsamples by repeating pixels and then convolves can leave a fine axis-aligned grid on flat regions,
   which the finest band counts as detail; this number tells the two apart (1: as much as real images).
+- Newness: whether generated images are copies of training images or new ones, by the data-copying test of
+  Meehan et al. 2020: how close each lies to its nearest training image, against real images no model trained on.
+  A Fréchet distance alone rewards a model that draws its training images again.
 - The Fréchet distance (FD) and the kernel inception distance (KID) of Heusel et al. 2017 and Bińkowski et al.
   2018, computed in the features of `FeatureNet` instead of Inception's (which cannot be downloaded here), as
   the Fréchet LeNet distance does for MNIST. FeatureNet learns to tell the 8 families of `fantasy.py` apart
@@ -34,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from scipy.stats import mannwhitneyu
 
 import fantasy
 from checkpoint import CheckpointError, load_strict, safe_load, save_atomic
@@ -223,6 +227,37 @@ def coverage(probs):
     counts = torch.bincount(assigned, minlength=len(fantasy.FAMILIES)).tolist()
     return {"families": dict(zip(fantasy.FAMILIES, counts)), "present": sum(c > 0 for c in counts),
             "confidence": top.mean().item()}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Newness: copies, or images as new as real ones
+
+
+COPYING_SIDE = 64  # pixel distances are taken between images shrunk to 64x64 (area averaging): layout and colour
+
+
+def pixels(images):
+    """Images (N, 3, S, S) in [0, 1] as points (N, 3 * 64 * 64) for the pixel distances of `copying`."""
+    return F.interpolate(images.float(), size=(COPYING_SIDE, COPYING_SIDE), mode="area").flatten(1).double()
+
+
+def nearest_distances(points, reference):
+    """(N,) the Euclidean distance of each row of points (N, D) to its nearest row of reference (M, D)."""
+    return torch.cdist(points.double(), reference.double()).min(1).values
+
+
+def copying(points, new, training):
+    """The data-copying test of Meehan, Chaudhuri and Dasgupta (AISTATS 2020), in one cell: how far each generated
+    point lies from its nearest training point, against the same distance for real points no model trained on (new),
+    as the z-score of the Mann-Whitney U statistic. z << 0: the points sit closer to training points than new real
+    ones do (copies); z near 0: as new as new real images; z >> 0: farther than real images ever are (not like the
+    data at all, e.g. mush). Points (N, D), new (M, D), training (K, D) in one space. Returns z and the median
+    distances to the nearest training point of the points and of the new real ones."""
+    mine, theirs = nearest_distances(points, training), nearest_distances(new, training)
+    m, n = len(mine), len(theirs)
+    u = mannwhitneyu(mine.numpy(), theirs.numpy()).statistic  # pairs where the point lies farther, ties half
+    z = (u - m * n / 2) / math.sqrt(m * n * (m + n + 1) / 12)
+    return {"z": float(z), "median": mine.median().item(), "median_new": theirs.median().item()}
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
+import codes
 from augment import augment
 from augment import draw as augment_uniforms
 from losses import (as_distance, contrast_weighted_error, decoder_loss, encoder_loss, exp_elbo, feature_error,
@@ -42,7 +43,7 @@ class Hyper:
     #                    terms (official); "both": also in the encoder's KL terms; "as-only": in AS only
     beta_adv: float = None  # weight of the decoder's adversarial terms; None: beta_kl, as the official code
     augment: float = 0.0  # probability that an image the encoder judges is augmented (augment.py); 0: never
-    fakes: str = "prior"  # the codes of the fakes: "prior" (n ~ N(0, I)) or "mix" (between two real images' codes)
+    fakes: str = "prior"  # where the fakes' codes come from: sources of FAKES joined by "+", an equal share each
     rec_loss: str = "mse"  # real images' reconstruction term: "mse" (R), "ffl" (R + focal frequency loss) or
     #                        "features" (R, plus the encoder-feature distance in the decoder update)
     feature_weight: float = 1.0  # with rec_loss "features": the weight of the feature distance beside R
@@ -50,15 +51,36 @@ class Hyper:
     probe: bool = False  # fast step: also measure the decoder's gradient from each part of L_D (a logged step)
 
 
-def draw_noise(batch, z_dim, generator, device, augment=False, mix=False):
+# The sources of the fakes' codes (--fakes). Every source but the prior starts from the posterior means of the batch's
+# real images, as the encoder gives them before this step's update.
+FAKES = {"prior": "n ~ N(0, I), as the official code",
+         "mix": "the point t ~ U(0, 1) of the straight line from one real image's code to the next one's (a walk's "
+                "frame, as ACAI's and AMR's mixes)",
+         "arc": "the same point on the great circle (slerp)",
+         "fitted": "the Gaussian fitted to the batch's codes (codes.fitted)"}
+
+
+def fake_sources(fakes):
+    """The sources of a --fakes value, "prior" or e.g. "prior+mix"; ValueError if one is unknown or repeated."""
+    sources = fakes.split("+")
+    if not set(sources) <= set(FAKES) or len(set(sources)) < len(sources):
+        raise ValueError(f"--fakes takes sources among {', '.join(FAKES)}, each once, joined by +; got {fakes!r}")
+    return sources
+
+
+def draw_noise(batch, z_dim, generator, device, augment=False, fakes="prior"):
     """Every random number of one step, drawn up front: n, eps for each reparameterisation, with augment the
-    augmentations of the real, rec and fake images the encoder judges, with mix where the fakes' codes lie."""
+    augmentations of the real, rec and fake images the encoder judges, and what the fakes' sources need: t, where
+    on a mix or an arc a fake lies, w, the weights of a fitted code."""
     names = ("n", "eps", "eps_r", "eps_f", "eps_dr", "eps_df")  # eps_dr, eps_df: the decoder's L_rr, L_fr
     noise = {k: torch.randn(batch, z_dim, generator=generator, device=device) for k in names}
     if augment:
         noise.update({k: augment_uniforms(batch, generator, device) for k in ("aug_x", "aug_r", "aug_f")})
-    if mix:
-        noise["alpha"] = torch.rand(batch, 1, generator=generator, device=device)
+    sources = fake_sources(fakes)
+    if {"mix", "arc"} & set(sources):
+        noise["t"] = torch.rand(batch, 1, generator=generator, device=device)
+    if "fitted" in sources:
+        noise["w"] = torch.randn(batch, batch, generator=generator, device=device)
     return noise
 
 
@@ -78,14 +100,18 @@ def encode(E, x):
 
 
 def fake_codes(E, x, noise, hp):
-    """The codes the fakes are decoded from: n ~ N(0, I), or with --fakes mix the point alpha of the way from the
-    posterior mean of each real image to that of the next one in the batch (a walk's frame), from the encoder as
-    it is before this step's update, without gradient."""
-    if hp.fakes == "prior":
+    """The codes the fakes are decoded from: each source of --fakes (FAKES) gives an equal share of the batch, in
+    order. The real images' codes are their posterior means from the encoder as it is before this step's update,
+    without gradient; a mix or an arc joins each to the next one's."""
+    sources = fake_sources(hp.fakes)
+    if sources == ["prior"]:
         return noise["n"]
     with torch.no_grad():
         mu = full(bare(E)(x)[0])
-    return torch.lerp(mu, mu.roll(1, 0), noise["alpha"])
+    made = {"prior": lambda: noise["n"], "mix": lambda: codes.mix(mu, mu.roll(1, 0), noise["t"]),
+            "arc": lambda: codes.arc(mu, mu.roll(1, 0), noise["t"]), "fitted": lambda: codes.fitted(mu, noise["w"])}
+    rows = torch.arange(len(x), device=x.device).tensor_split(len(sources))
+    return torch.cat([made[source]()[r] for source, r in zip(sources, rows)])
 
 
 def judged(y, noise, kind, hp):

@@ -88,8 +88,12 @@ CONFIGS = {
     # a plain VAE for about the wall time of the one above (80 VAE epochs took 3 min at the screen, it 10):
     # does the introspective quarter add anything at equal compute?
     "vae-rec1-kl0.1-240": ["--beta-rec", "1", "--beta-kl", "0.1", "--method", "vae", "--epochs", "240"],
-    # the places stage: where the fakes' codes come from
+    # the places stage: where the fakes' codes come from (instead of N(0, I), or beside it), and the resampling
     "mix": ["--fakes", "mix"],
+    "arc": ["--fakes", "arc"],
+    "fitted": ["--fakes", "fitted"],
+    "prior+mix": ["--fakes", "prior+mix"],
+    "antialias": ["--upsample", "bilinear", "--downsample", "blur"],
 }
 # stage -> (train.py flags, base); 13 steps of 6 images make an epoch of the 80 demo images
 STAGES = {"screen": (["--preset", "small", "--image-size", "128", "--epochs", "80"], OFFICIAL_BASE),  # 1,040 steps
@@ -266,6 +270,30 @@ def summary(rows):
     return "\n".join(out)
 
 
+NEW = ("samples mix", "samples fitted", "samples prior", "samples posterior", "middles")  # the sets the newness table shows
+
+
+def newness(rows):
+    """Markdown: per stage and configuration (the mean of its seeds) the training reconstructions, then for each law's
+    samples and the walks' middles their Fréchet distance to the training images and the data-copying z in pixels
+    and in features (test.py: z << 0 copies, near 0 as new as real images), for the runs measured with newness."""
+    rows = [r for r in rows if "newness" in r["metrics"]]
+    head = " | ".join(f"{name}: FD / z px / z feat" for name in NEW)
+    out = [f"| stage | configuration | seeds | train PSNR | FD rec | grid rec | {head} |", "|---" * (6 + len(NEW)) + "|"]
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["stage"], r["config"]), []).append(r["metrics"])
+    for (stage, name), ms in groups.items():
+        def m(*keys, spec=".1f"):
+            return fmt(mean([get(x, *keys) for x in ms]), spec)
+        cells = [m("psnr", spec=".2f"), m("realism", "reconstructions", "value", "fd"),
+                 m("detail", "reconstructions", "grid", spec=".2f")]
+        cells += [f"{m('realism', s, 'value', 'fd', spec='.0f')} / {m('newness', s, 'pixels', 'z')} / "
+                  f"{m('newness', s, 'features', 'z')}" for s in NEW]
+        out.append(f"| {stage} | {label(name, stage)} | {len(ms)} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def table(rows):
     """Markdown: one line per run, with its steps, wall time, training signals and sample grid."""
     out = [f"| stage | configuration | seed | steps | wall {HEAD} kl_real | kl_fake | sat. fake | grid |",
@@ -303,7 +331,7 @@ def main(argv=None):
         study(args.stage, names, seeds, args.jobs)
     if args.table:
         rows = done(args.results)
-        print(summary(rows) + "\n\n" + table(rows))
+        print(summary(rows) + "\n\n" + table(rows) + "\n\n" + newness(rows))
     return 0
 
 

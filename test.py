@@ -27,7 +27,13 @@ data/fantasy_heldout, the same generator with another seed, made on first use):
   - on the demo domain, how far each of these sets lies from real images: the Fréchet distance and KID
     in the features of realism.py's network, beside real images no run trained on (the floor) and real
     images shrunk to 8x8, 16x16 and 32x32 and blown back up; and the families it assigns to samples.
-    PSNR and SSIM reward blur; these do not;
+    PSNR and SSIM reward blur; these do not. Samples and middles are also measured against those new real
+    images;
+  - newness, with new real images (the held-out set; on the demo domain its real images no run trained on):
+    the data-copying test of Meehan et al. 2020 (realism.copying) of the samples of each law, of the middles
+    and of the reconstructions (a copier, for reference), in pixels and in the domain network's features.
+    A Fréchet distance alone rewards a model that draws its training images again; new real images score
+    z = 0, copies far below;
   - with families, the leave-one-out k-nearest-neighbour family accuracy in latent space;
   - what drives the decoder, on one batch of training images and fakes in training mode (the decoder
     update with c = 1): the norm of its gradient from the adversarial KL terms over the norm from
@@ -57,6 +63,7 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from sklearn.neighbors import NearestNeighbors
 
+import codes
 import fantasy
 import realism
 from checkpoint import CheckpointError, load_model
@@ -207,9 +214,7 @@ def sample_metrics(model, images, law, posterior, seed=0, n=DRAWN):
 
 def interpolation_middles(model, mu, n=DRAWN, seed=0):
     """The middle frames of n walks between random pairs of different training images: D((mu_i + mu_j) / 2)."""
-    g = torch.Generator().manual_seed(seed)
-    i = torch.randint(len(mu), (n,), generator=g)
-    j = (i + torch.randint(1, len(mu), (n,), generator=g)) % len(mu)  # never i itself
+    i, j = codes.pairs(len(mu), n, torch.Generator().manual_seed(seed))
     return decode(model, (mu[i] + mu[j]) / 2)
 
 
@@ -237,7 +242,10 @@ def realism_metrics(net, originals, recs, held, generated, floor):
     8x8, 16x16 and 32x32 and blown back up, and real demo images no run trained on (the floor: `floor`, or the
     training images for the held-out set). Samples and middles (as many of each) are measured against the training
     images, beside as many floor images drawn at random, as a sampler draws, and their thumbnails. Also the
-    families the network assigns to the first SAMPLES samples and middles."""
+    families the network assigns to the first SAMPLES samples and middles. Samples and middles are also measured
+    against the floor images, new real images: a copier of the training images is far from them too. Last, in the
+    same features, the data-copying test (realism.copying) of the samples, the middles and the reconstructions
+    against the floor images."""
     def features(x):
         return realism.embed(net, x)[0]
 
@@ -247,8 +255,8 @@ def realism_metrics(net, originals, recs, held, generated, floor):
                 **{f"thumb{k}": realism.distances(features(thumbnail(thumbs_of, k))[pick], reference)
                    for k in REFERENCE_SIDES}}
 
-    (train_f, train_p), floor_f = realism.embed(net, originals), features(floor)
-    out = {"reconstructions": {"value": realism.distances(features(recs), train_f),
+    (train_f, train_p), floor_f, recs_f = realism.embed(net, originals), features(floor), features(recs)
+    out = {"reconstructions": {"value": realism.distances(recs_f, train_f),
                                **references(train_f, floor_f, originals, slice(len(recs)))}}
     if held is not None:
         held_f = features(held[0])
@@ -257,13 +265,22 @@ def realism_metrics(net, originals, recs, held, generated, floor):
     n = len(next(iter(generated.values())))
     drawn = torch.randint(len(floor), (n,), generator=torch.Generator().manual_seed(0))  # with replacement
     shared = references(train_f, floor_f, floor, drawn)  # each floor image embedded once, drawn as a sampler draws
-    coverage = {}
+    coverage, copying = {}, {"reconstructions": realism.copying(recs_f, floor_f, train_f)}
     for name, images in generated.items():
         f, p = realism.embed(net, images)
-        out[name] = {"value": realism.distances(f, train_f), **shared}
+        out[name] = {"value": realism.distances(f, train_f), "value_new": realism.distances(f, floor_f), **shared}
         coverage[name] = realism.coverage(p[:SAMPLES])
+        copying[name] = realism.copying(f, floor_f, train_f)
     coverage["training images"] = realism.coverage(train_p)
-    return out, coverage
+    return out, coverage, copying
+
+
+def pixel_copying(originals, recs, new, generated):
+    """The data-copying test (realism.copying) in pixels of the reconstructions and of the samples and middles, against
+    new real images (the held-out set)."""
+    train_p, new_p = realism.pixels(originals), realism.pixels(new)
+    return {name: realism.copying(realism.pixels(images), new_p, train_p)
+            for name, images in {"reconstructions": recs, **generated}.items()}
 
 
 def decoder_drive(model, images, batch=6, seed=0):
@@ -407,11 +424,15 @@ def evaluate(args):
     metrics["detail"] = detail_metrics(originals, recs, held, generated)
     metrics["points"] = against_originals(realism.points, originals, recs, held)  # stars, lit windows
     net, no_realism = realism_setting(args.features, families)
+    new = held[0] if held is not None else None  # real images no run trained on, for the data-copying test
     if net is not None:
         # the floor: real demo images no run trained on (the held-out set when it is the demo's)
         size = model.config.image_size
-        floor = held[0] if heldout == HELDOUT else load_folder(demo_heldout(), size)[0].float().div(255)
-        metrics["realism"], metrics["coverage"] = realism_metrics(net, originals, recs, held, generated, floor)
+        new = held[0] if heldout == HELDOUT else load_folder(demo_heldout(), size)[0].float().div(255)
+        metrics["realism"], metrics["coverage"], copying = realism_metrics(net, originals, recs, held, generated, new)
+    if new is not None:
+        metrics["newness"] = {name: {"pixels": c, **({"features": copying[name]} if net else {})}
+                              for name, c in pixel_copying(originals, recs, new, generated).items()}
 
     name = args.model if "epoch" not in model.meta else f"{args.model} (epoch {model.meta['epoch']})"
     xy, axis_names = embed(mu.numpy(), args.method, args.seed)
@@ -487,9 +508,10 @@ def report(metrics, k, no_knn, no_realism):
               f"the same way on as many images")
         for name, r in metrics["realism"].items():
             refs = ", ".join(f"{'floor' if ref == 'floor' else ref[5:] + 'x' + ref[5:]} {v['fd']:.1f} / "
-                             f"{1000 * v['kid']:.1f}" for ref, v in r.items() if ref != "value")
+                             f"{1000 * v['kid']:.1f}" for ref, v in r.items() if not ref.startswith("value"))
             value = r["value"]
-            print(f"  {SHOWN_AS.get(name, name):32s} {value['fd']:7.1f} / {1000 * value['kid']:.1f}   ({refs})")
+            new = f"; against new real images {r['value_new']['fd']:.1f}" if "value_new" in r else ""
+            print(f"  {SHOWN_AS.get(name, name):32s} {value['fd']:7.1f} / {1000 * value['kid']:.1f}   ({refs}){new}")
         print("families the network assigns (of 8), and its mean confidence:")
         for name, c in metrics["coverage"].items():
             counts = ", ".join(f"{f} {n}" for f, n in c["families"].items() if n)
@@ -497,6 +519,18 @@ def report(metrics, k, no_knn, no_realism):
             print(f"  {shown:32s} {c['present']} present, confidence {c['confidence']:.2f} ({counts})")
     else:
         print(f"no realism measures: {no_realism}")
+
+    if "newness" in metrics:
+        print("newness, the data-copying test (Meehan et al. 2020): z of the distances to the nearest training image "
+              "against those of new real images (z << 0: copies of training images; near 0: as new as real images; "
+              ">> 0: farther than real images), and the median distance, in pixels (64x64) and in the features; new "
+              "real images: z 0 by construction, median " + ", ".join(
+                  f"{space} {c['median_new']:.2f}" for space, c in next(iter(metrics["newness"].values())).items()))
+        for name, spaces in metrics["newness"].items():
+            cells = "   ".join(f"{space} z {c['z']:6.1f}, median {c['median']:.2f}" for space, c in spaces.items())
+            print(f"  {SHOWN_AS.get(name, name):32s} {cells}")
+    else:
+        print("no newness measures: no real images no run trained on (--heldout DIR gives them)")
 
     if "sat_fake" in metrics:
         print(f"what drives the decoder: adversarial gradient / reconstruction gradient "

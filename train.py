@@ -44,9 +44,9 @@ from control import AutoBetaNeg, ControlFile, DivergenceGuard
 from cli import Parser
 from dataset import DatasetError, ImageBatches, check_folder, load_folder
 from losses import image_scale, transition_coefficient
-from models import PRESETS, UPSAMPLING, ModelConfig, build_model, count_parameters, preset_config, reparameterize
+from models import DOWNSAMPLING, PRESETS, UPSAMPLING, ModelConfig, build_model, count_parameters, preset_config, reparameterize
 from report import History, plot_history, save_grid
-from step import Hyper, draw_noise, fast_step, reference_step
+from step import FAKES, Hyper, draw_noise, fake_sources, fast_step, reference_step
 
 GRID = 8  # images per row of the sample grids
 RUN_FILES = ("checkpoint.pt", "checkpoint.prev.pt", "model.pt", "history.csv")  # a folder with one holds a run
@@ -83,6 +83,9 @@ def parse_args(argv=None):
     a("--z-dim", type=int, default=None, help="latent dimensions (default: the preset's, 256 for full and small)")
     a("--upsample", default="nearest", choices=list(UPSAMPLING), help="the decoder's x2 upsamplings (default "
       "%(default)s, official)")
+    a("--downsample", default="average", choices=list(DOWNSAMPLING), help="the encoder's /2 poolings: average, a 2x2 "
+      "box (official), or blur, StyleGAN2's anti-aliased [1, 3, 3, 1] blur before every second pixel (with --upsample "
+      "bilinear, StyleGAN2's resampling) (default %(default)s)")
     a("--epochs", type=int, default=540, help="epochs to train in all, counting resumed ones (default %(default)s; "
       "official 400)")
     a("--batch-size", type=int, default=6, help="images per step and process (default %(default)s)")
@@ -122,9 +125,9 @@ def parse_args(argv=None):
       "no tanh anywhere)")
     a("--augment", type=float, default=0.0, help="probability that an image the encoder judges (real, rec, fake) is "
       "augmented: colour, translation and cutout, differentiable, in both updates (default %(default)s: never)")
-    a("--fakes", default="prior", choices=["prior", "mix"], help="the codes the fakes are decoded from: prior: "
-      "n ~ N(0, I), as the official code; mix: a random point between the codes of two real images of the batch, "
-      "the frames of a walk (default %(default)s)")
+    a("--fakes", default="prior", type=fakes_value, help="where the codes of the fakes come from: "
+      + "; ".join(f"{k}: {v}" for k, v in FAKES.items()) + "; sources joined by + (prior+mix) share the batch "
+      "equally (default %(default)s)")
     a("--rec-loss", default="features", choices=["mse", "ffl", "features"], help="reconstruction term of real "
       "images: mse: the squared error R; ffl: R plus the focal frequency loss; features: R plus, in the decoder "
       "update, the distance in the encoder's first feature maps (default %(default)s; official mse)")
@@ -259,6 +262,15 @@ def official_flag(key, value):
     return f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}"
 
 
+def fakes_value(text):
+    """--fakes: sources of step.FAKES joined by +."""
+    try:
+        fake_sources(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err))
+    return text
+
+
 def beta_neg_value(text):
     """--beta-neg: a positive number, START:END (a schedule) or 'auto'."""
     if text == "auto":
@@ -350,7 +362,7 @@ class Trainer:
         """One step; the first vae_steps (--vae-epochs) train a plain VAE, and c(t) and a beta_neg schedule run
         over the introspective steps after them (c(t) over the first c_steps of them, --c-epochs, if given)."""
         noise = draw_noise(x.shape[0], self.cfg.z_dim, self.generator, self.device, augment=self.args.augment > 0,
-                           mix=self.args.fakes == "mix")
+                           fakes=self.args.fakes)
         self.hp.method = "vae" if self.step < vae_steps else self.args.method
         t, total = max(self.step - vae_steps, 0), total_steps - vae_steps
         c = transition_coefficient(t, c_steps or total, self.args.method)
@@ -497,15 +509,16 @@ class Run:
             self.data_dir = Path(args.data)  # the saved run's data unless --data is given now
             cfg = ModelConfig.from_dict(saved["config"])
             shape = {"preset": saved["args"]["preset"], "image_size": cfg.image_size, "z_dim": cfg.z_dim,
-                     "upsample": cfg.upsample}
+                     "upsample": cfg.upsample, "downsample": cfg.downsample}
             changed = [f"--{k.replace('_', '-')} {given[k]}" for k, v in shape.items() if k in given and given[k] != v]
             if changed:
                 raise RunError(f"{', '.join(changed)}: the run in {self.dir} is a {shape['preset']} model, "
-                               f"{cfg.image_size}px, z_dim {cfg.z_dim}, {cfg.upsample} upsampling; --resume cannot "
+                               f"{cfg.image_size}px, z_dim {cfg.z_dim}, {cfg.upsample} upsampling, {cfg.downsample} "
+                               "downsampling; --resume cannot "
                                "change its shape")
         else:
             try:
-                cfg = preset_config(args.preset, args.image_size, args.z_dim, args.upsample)
+                cfg = preset_config(args.preset, args.image_size, args.z_dim, args.upsample, args.downsample)
             except ValueError as err:
                 raise RunError(str(err))
         self.args, self.cfg = args, cfg

@@ -38,6 +38,7 @@ CASES = [
     ("train.py", "--gamma-r -1 --out RUN", "--gamma-r must be 0 or a positive number"),
     ("train.py", "--feature-weight -1 --out RUN", "--feature-weight must be 0 or a positive number"),
     ("train.py", "--contrast-weight nan --out RUN", "--contrast-weight must be 0 or a positive number"),
+    ("train.py", "--fakes prior+prior --out RUN", "--fakes takes sources among prior, mix, arc, fitted, each once"),
     ("train.py", "--rec-loss mse --feature-weight 4 --out RUN", "not of --rec-loss mse"),
     ("train.py", "--lr-drop-epoch -1 --out RUN", "--lr-drop-epoch must be at least 1"),
     ("train.py", "--max-steps 0 --out RUN", "--max-steps must be at least 1"),

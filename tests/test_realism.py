@@ -134,3 +134,24 @@ def test_training_the_network_is_deterministic_and_its_file_loads_safely(tmp_pat
         assert torch.equal(a, b), name
     loaded = realism.load_net(tmp_path / "net0.pt")
     assert torch.equal(loaded.feature_std, nets[0].feature_std) and not loaded.training
+
+
+def test_the_copying_test_tells_copies_from_new_images_and_the_frechet_distance_tells_mush(halves):
+    """A copier (the training images with a little noise) lies far closer to its nearest training image than new real
+    images do (z far below 0) in pixels and in features; more new real images lie as far (z near 0). Mush (blurred
+    blends of two training images) lies farther than real images in the features (z above 0), and its Fréchet distance
+    tells it apart. (In pixels blur sits close to every image it averages, so there mush is not new: the test is read
+    in both spaces.)"""
+    net, training, other, _ = halves  # 40 training images; 40 others: 20 new real images, 20 more
+    new, more = other[0::2], other[1::2]
+    copier = (training + 0.02 * torch.randn(training.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    mush = degrade((training + training.roll(1, 0)) / 2, "blur", 16)
+    for points in (realism.pixels, lambda x: realism.embed(net, x)[0]):
+        reference, train = points(new), points(training)
+        assert realism.copying(points(copier), reference, train)["z"] < -5
+        assert abs(realism.copying(points(more), reference, train)["z"]) < 2
+    train_f = realism.embed(net, training)[0]
+    assert realism.copying(realism.embed(net, mush)[0], realism.embed(net, new)[0], train_f)["z"] > 2
+    fd = {name: realism.frechet_distance(realism.embed(net, x)[0], train_f) for name, x in
+          (("more", more), ("mush", mush))}
+    assert fd["mush"] > 3 * fd["more"], fd

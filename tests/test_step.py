@@ -23,6 +23,7 @@ def run(step_fn, model, x, noise, hp, c, memory_format):
     ("as", 0.0, {}), ("as", 0.6, {}), ("soft", 1.0, {}), ("as", 0.6, {"tanh": "both"}),
     ("as", 0.6, {"augment": 0.5}), ("as", 0.6, {"rec_loss": "ffl"}), ("soft", 1.0, {"rec_loss": "features"}),
     ("as", 0.3, {"beta_adv": 2.0, "tanh": "as-only"}), ("soft", 1.0, {"fakes": "mix"}),
+    ("as", 0.6, {"fakes": "prior+arc"}), ("as", 0.6, {"fakes": "fitted+mix", "tanh": "as-only"}),
     ("vae", 1.0, {"rec_loss": "features"}), ("as", 0.6, {"rec_loss": "features", "contrast_weight": 40.0})])
 def test_fast_step_equals_reference(method, c, options):
     torch.manual_seed(0)
@@ -30,7 +31,7 @@ def test_fast_step_equals_reference(method, c, options):
     model = build_model(cfg)
     x = torch.rand(4, 3, 64, 64)
     noise = draw_noise(4, cfg.z_dim, torch.Generator().manual_seed(1), "cpu", augment="augment" in options,
-                       mix=options.get("fakes") == "mix")
+                       fakes=options.get("fakes", "prior"))
     hp = Hyper(1.0, 0.5, 256.0, 0.0, image_scale(64), method, **options)
     ref = run(reference_step, model, x, noise, hp, c, torch.contiguous_format)
     fast = run(fast_step, model, x, noise, hp, c, torch.contiguous_format)
@@ -40,6 +41,20 @@ def test_fast_step_equals_reference(method, c, options):
         assert torch.equal(ref[1][k], fast[1][k]), k
     for k in ref[2]:
         assert torch.allclose(ref[2][k], fast[2][k], rtol=1e-6, atol=1e-9), k  # lerp vs mul-add
+
+
+def test_fast_step_equals_reference_with_anti_aliased_resampling():
+    torch.manual_seed(0)
+    cfg = preset_config("tiny", upsample="bilinear", downsample="blur")
+    model = build_model(cfg).double()
+    x = torch.rand(4, 3, 64, 64, dtype=torch.float64)
+    noise = {k: v.double() for k, v in draw_noise(4, cfg.z_dim, torch.Generator().manual_seed(1), "cpu",
+                                                  fakes="prior+mix").items()}
+    hp = Hyper(0.1, 1.0, 256.0, 0.0, image_scale(64), "as", tanh="as-only", rec_loss="features", fakes="prior+mix")
+    ref = run(reference_step, model, x, noise, hp, 0.6, torch.contiguous_format)
+    fast = run(fast_step, model, x, noise, hp, 0.6, torch.channels_last)
+    for k in ref[1]:
+        assert torch.allclose(ref[1][k], fast[1][k], rtol=1e-10, atol=1e-13), k
 
 
 def test_fast_step_in_channels_last_matches_closely():
@@ -149,11 +164,20 @@ def test_contrast_weight_adds_the_weighted_error_to_both_updates():
 def test_mixed_fakes_are_decoded_from_points_between_two_real_codes():
     torch.manual_seed(0)
     model = build_model(preset_config("tiny"))
-    x = torch.rand(4, 3, 64, 64)
-    noise = draw_noise(4, 32, torch.Generator().manual_seed(1), "cpu", mix=True)
-    hp = Hyper(1.0, 0.5, 256.0, 0.0, image_scale(64), fakes="mix")
-    n = fake_codes(model.encoder, x, noise, hp)
+    x = torch.rand(6, 3, 64, 64)
+    noise = draw_noise(6, 32, torch.Generator().manual_seed(1), "cpu", fakes="prior+mix+fitted")
+    n = fake_codes(model.encoder, x, noise, Hyper(1.0, 0.5, 256.0, 0.0, image_scale(64), fakes="prior+mix+fitted"))
     mu = model.encoder(x)[0].detach()
-    a = noise["alpha"]
-    assert torch.allclose(n, (1 - a) * mu + a * mu.roll(1, 0), atol=1e-6) and not n.requires_grad
+    t = noise["t"]
+    assert not n.requires_grad and n.shape == (6, 32)
+    assert torch.equal(n[:2], noise["n"][:2])  # an equal share of the batch each, in order
+    assert torch.allclose(n[2:4], ((1 - t) * mu + t * mu.roll(1, 0))[2:4], atol=1e-6)
+    fit = mu.mean(0) + noise["w"] @ (mu - mu.mean(0)) / 5 ** 0.5
+    assert torch.allclose(n[4:], fit[4:], atol=1e-5)
     assert fake_codes(model.encoder, x, noise, Hyper(1.0, 0.5, 256.0, 0.0, image_scale(64))) is noise["n"]
+
+
+@pytest.mark.parametrize("fakes", ["mix+mix", "prior+normal", "", "Prior"])
+def test_unknown_or_repeated_fake_sources_are_refused(fakes):
+    with pytest.raises(ValueError, match="--fakes takes sources among prior, mix, arc, fitted"):
+        draw_noise(6, 32, torch.Generator(), "cpu", fakes=fakes)

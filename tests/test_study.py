@@ -23,3 +23,15 @@ def test_a_tiny_study_run_is_recorded_and_tabled(tmp_path, monkeypatch, images12
     capsys.readouterr()
     assert study.main(["--table", "--results", str(tmp_path / "kept.jsonl")]) == 0  # a copy kept elsewhere
     assert "`--beta-rec 1 --beta-kl 0.1` | 3 | 4 |" in capsys.readouterr().out
+
+
+def test_the_newness_table_averages_the_seeds_of_each_configuration():
+    def metrics(z):
+        sets = {s: {"pixels": {"z": z}, "features": {"z": 2 * z}} for s in study.NEW}
+        return {"psnr": 25.0, "realism": {s: {"value": {"fd": 40.0 + z}} for s in ("reconstructions", *study.NEW)},
+                "detail": {"reconstructions": {"grid": 1.5}}, "newness": sets}
+    rows = [{"stage": "places", "config": "mix", "seed": s, "metrics": metrics(z)} for s, z in ((0, -1.0), (1, -3.0))]
+    rows.append({"stage": "places", "config": "base", "seed": 0, "metrics": {"psnr": 20.0}})  # measured before newness
+    lines = study.newness(rows).splitlines()
+    assert len(lines) == 3 and "samples mix: FD / z px / z feat" in lines[0]
+    assert lines[2].startswith("| places | `--fakes mix` | 2 | 25.00 | 38.0 | 1.50 | 38 / -2.0 / -4.0 |")

@@ -123,25 +123,30 @@ def test_resume_refuses_flags_that_the_saved_run_makes_meaningless(tmp_path, ima
     capsys.readouterr()
     for flags, message in ((["--feature-weight", "4"], "not of --rec-loss mse: the run in {run} was saved so"),
                            (["--beta-neg", "auto"], "which --method vae does not have: the run in {run} was saved so"),
-                           (["--z-dim", "16", "--preset", "tiny", "--image-size", "128", "--upsample", "bilinear"],
-                            "--image-size 128, --z-dim 16, --upsample bilinear: the run in {run} is a tiny model, 64px, "
-                            "z_dim 32, nearest upsampling; --resume cannot change its shape")):
+                           (["--z-dim", "16", "--preset", "tiny", "--image-size", "128", "--upsample", "bilinear",
+                             "--downsample", "blur"],
+                            "--image-size 128, --z-dim 16, --upsample bilinear, --downsample blur: the run in {run} is a "
+                            "tiny model, 64px, z_dim 32, nearest upsampling, average downsampling; --resume cannot "
+                            "change its shape")):
         assert train.main(["--out", str(run), "--resume", "--epochs", "2", *flags]) == 1
         assert message.format(run=run) in capsys.readouterr().err
         assert (run / "checkpoint.pt").read_bytes() == saved
 
 
-def test_the_upsampling_is_part_of_the_saved_model(tmp_path, images12):
-    """--upsample bilinear changes no weight, only how the decoder uses them: model.pt must rebuild it so."""
+def test_the_resampling_is_part_of_the_saved_model(tmp_path, images12):
+    """--upsample bilinear and --downsample blur change no weight, only how the networks use them: model.pt must
+    rebuild them so."""
     run = tmp_path / "run"
-    assert train.main(["--data", str(images12), "--epochs", "1", "--out", str(run), *TINY, "--upsample", "bilinear"]) == 0
+    assert train.main(["--data", str(images12), "--epochs", "1", "--out", str(run), *TINY, "--upsample", "bilinear",
+                       "--downsample", "blur"]) == 0
     model = load_model(run / "model.pt")
-    assert model.config.upsample == "bilinear"
-    as_nearest = build_model(replace(model.config, upsample="nearest")).eval()
-    as_nearest.load_state_dict(model.state_dict())
-    z = torch.randn(2, model.config.z_dim)
+    assert (model.config.upsample, model.config.downsample) == ("bilinear", "blur")
+    official = build_model(replace(model.config, upsample="nearest", downsample="average")).eval()
+    official.load_state_dict(model.state_dict())
+    z, x = torch.randn(2, model.config.z_dim), torch.rand(2, 3, 64, 64)
     with torch.no_grad():
-        assert not torch.allclose(model.decoder(z), as_nearest.decoder(z), atol=1e-3)
+        assert not torch.allclose(model.decoder(z), official.decoder(z), atol=1e-3)
+        assert not torch.allclose(model.encoder(x)[0], official.encoder(x)[0], atol=1e-3)
 
 
 def test_the_moving_average_does_not_change_the_trained_weights(tmp_path, images12):
