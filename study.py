@@ -94,6 +94,9 @@ CONFIGS = {
     "fitted": ["--fakes", "fitted"],
     "prior+mix": ["--fakes", "prior+mix"],
     "antialias": ["--upsample", "bilinear", "--downsample", "blur"],
+    # a prior the codes can keep: their KL weighed more, the decoder's adversarial weight left at the base's 0.1
+    "kl0.5": ["--beta-kl", "0.5", "--beta-adv", "0.1"],
+    "kl1": ["--beta-kl", "1", "--beta-adv", "0.1"],
 }
 # stage -> (train.py flags, base); 13 steps of 6 images make an epoch of the 80 demo images
 STAGES = {"screen": (["--preset", "small", "--image-size", "128", "--epochs", "80"], OFFICIAL_BASE),  # 1,040 steps
