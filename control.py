@@ -59,21 +59,32 @@ def parse(text):
 
 
 class DivergenceGuard:
-    """Tells when a logged row means the run diverged, and when recoveries come too often to go on."""
+    """Tells when a logged row means the run diverged, and when recoveries come too often to go on.
 
-    def __init__(self, factor=10.0, window=20, max_recoveries=3, recovery_window=300):
-        self.factor, self.window = factor, window  # "exploding": rec error > factor x its recent median
+    Diverged: a value that is not finite, or a watched term that jumps by orders of magnitude above its recent
+    median although finite (the reconstruction error 10x, kl_real 100x: the KL of real images may grow several
+    times over while the codes learn, but not a hundredfold between two logs)."""
+
+    WATCHED = {"rec": 10.0, "kl_real": 100.0}  # term -> the factor above its recent median that is a divergence
+
+    def __init__(self, window=20, max_recoveries=3, recovery_window=300):
+        self.window = window  # logged rows whose median a term is held against
         self.max_recoveries, self.recovery_window = max_recoveries, recovery_window  # in steps
-        self.recent, self.recoveries = [], []
+        self.recent, self.recoveries = {k: [] for k in self.WATCHED}, []
 
     def check(self, row):
         """None when the row is healthy, else the reason it is not."""
         bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
         if bad:
             return f"{', '.join(bad)} not finite"
-        if len(self.recent) >= 5 and row["rec"] > self.factor * statistics.median(self.recent):
-            return f"rec error {row['rec']:.3g} exploded ({self.factor:g}x above its recent median)"
-        self.recent = (self.recent + [row["rec"]])[-self.window:]
+        for k, factor in self.WATCHED.items():
+            recent = self.recent[k]
+            if k in row and len(recent) >= 5 and row[k] > factor * statistics.median(recent):
+                name = "rec error" if k == "rec" else k
+                return f"{name} {row[k]:.3g} exploded ({factor:g}x above its recent median)"
+        for k in self.WATCHED:
+            if k in row:
+                self.recent[k] = (self.recent[k] + [row[k]])[-self.window:]
         return None
 
     def recovered(self, step):
@@ -82,10 +93,13 @@ class DivergenceGuard:
         return len(self.recoveries) > self.max_recoveries
 
     def state_dict(self):
-        return {"recent": list(self.recent), "recoveries": list(self.recoveries)}
+        return {"recent": {k: list(v) for k, v in self.recent.items()}, "recoveries": list(self.recoveries)}
 
     def load_state_dict(self, state):
-        self.recent, self.recoveries = list(state["recent"]), list(state["recoveries"])
+        recent = state["recent"]  # a list of rec errors in checkpoints from before kl_real was watched
+        self.recent = {k: list(recent.get(k, [])) for k in self.WATCHED} if isinstance(recent, dict) else \
+            {**{k: [] for k in self.WATCHED}, "rec": list(recent)}
+        self.recoveries = list(state["recoveries"])
 
 
 class AutoBetaNeg:

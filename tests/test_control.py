@@ -33,13 +33,28 @@ def row(rec, diff_kl=-10.0, exp_elbo_f=1e-4, **extra):
 
 
 def test_guard_flags_non_finite_and_exploding_rows():
-    g = DivergenceGuard(factor=10, window=20)
+    g = DivergenceGuard(window=20)
     for i in range(10):
         assert g.check(row(0.02 - 0.0005 * i)) is None
     assert "not finite" in g.check(row(math.nan))
     assert "not finite" in g.check(row(0.02, kl_real=math.inf))
-    assert "exploded" in g.check(row(0.5))
+    assert "rec error 0.5 exploded" in g.check(row(0.5))
     assert g.check(row(0.1)) is None  # 5x the median is not an explosion
+
+
+def test_guard_flags_a_kl_that_jumps_by_orders_of_magnitude_though_finite():
+    """The full preset's first steps on photographs once logged kl_real 131, 572, 2,923, then 2,236,720: finite, and
+    a divergence. A KL that grows several times over while the codes learn is not one."""
+    g = DivergenceGuard()
+    for kl in (131.0, 200.0, 300.0, 450.0, 572.0, 900.0, 2923.0):
+        assert g.check(row(0.02, kl_real=kl)) is None
+    assert "kl_real 2.24e+06 exploded (100x above its recent median)" in g.check(row(0.02, kl_real=2_236_720.0))
+    restored = DivergenceGuard()
+    restored.load_state_dict(g.state_dict())
+    assert restored.check(row(0.02, kl_real=2_236_720.0)) is not None
+    former = DivergenceGuard()  # a checkpoint from before kl_real was watched: its rec errors only
+    former.load_state_dict({"recent": [0.02] * 6, "recoveries": [40]})
+    assert "exploded" in former.check(row(0.5)) and former.check(row(0.02, kl_real=1e6)) is None
 
 
 def test_guard_counts_recoveries_in_a_window():
