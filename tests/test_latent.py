@@ -37,7 +37,7 @@ def run_map(tmp_path, capsys, model, data, *extra):
     """test.py's metrics (its JSON line), with the printed lines in metrics["printed"]."""
     argv = ["--model", str(model), "--data", str(data), "--out", str(tmp_path / "figures"), "--device", "cpu", *extra]
     assert map_script.main(argv) == 0
-    figures = sorted((tmp_path / "figures").iterdir())
+    figures = sorted((tmp_path / "figures").glob("*.png"))
     assert [f.name for f in figures] == ["reconstructions.png", "samples_nearest.png", "space_viz.png"]
     for figure in figures:
         assert iio.imread(figure).shape[2] in (3, 4)
@@ -89,6 +89,39 @@ def test_map_with_families_pca_and_a_heldout_folder(tmp_path, capsys, tiny, fami
     assert set(metrics["newness"]) == {"reconstructions", "middles", *(f"samples {law}" for law in latent.LAWS)}
     assert all(set(n) == {"pixels"} and math.isfinite(n["pixels"]["z"]) for n in metrics["newness"].values())
     assert "newness, the data-copying test" in metrics["printed"]
+    projector = tmp_path / "figures" / "projector"
+    assert f"wrote {projector}: the 12 codes with their thumbnails and families" in metrics["printed"]
+    model = load_model(tiny)
+    images, paths = load_folder(families12, 64)
+    run, codes, labels, sprite = projected(tmp_path / "figures")
+    assert run == "projector" and codes == pytest.approx(latent.encode(model, images).numpy(), rel=1e-4, abs=1e-6)
+    assert labels == "family\timage\n" + "".join(f"{p.stem[0]}\t{p.stem}\n" for p in paths)
+    assert sprite == (4 * 64, 4 * 64)  # 12 thumbnails of 64x64 in a square of 4 x 4
+
+
+def projected(folder):
+    """What TensorBoard's projector plugin serves from folder: (run, codes, metadata, sprite size) of its one set."""
+    from tensorboard.backend.event_processing.data_provider import MultiplexerDataProvider
+    from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+    from tensorboard.plugins.base_plugin import TBContext
+    from tensorboard.plugins.projector.projector_plugin import ProjectorPlugin
+    from werkzeug.test import Client
+    multiplexer = EventMultiplexer().AddRunsFromDirectory(str(folder))
+    multiplexer.Reload()
+    routes = ProjectorPlugin(TBContext(logdir=str(folder), data_provider=MultiplexerDataProvider(
+        multiplexer, str(folder)))).get_plugin_apps()
+
+    def get(route, **query):
+        response = Client(routes[route]).get(route, query_string=query)
+        assert response.status_code == 200, (route, response.get_data()[:300])
+        return response.get_data()
+
+    [run] = json.loads(get("/runs"))
+    [embedding] = json.loads(get("/info", run=run))["embeddings"]
+    name, shape = embedding["tensorName"], embedding["tensorShape"]
+    codes = np.frombuffer(get("/tensor", run=run, name=name), dtype=np.float32).reshape(shape)
+    sprite = iio.imread(get("/sprite_image", run=run, name=name))
+    return run, codes, get("/metadata", run=run, name=name).decode(), sprite.shape[1::-1]
 
 
 def test_heldout_set_made_by_one_test_py_is_never_seen_half_made_by_another(tmp_path, monkeypatch):
