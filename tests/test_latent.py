@@ -13,6 +13,7 @@ import torch
 from nbclient import NotebookClient
 from skimage.metrics import peak_signal_noise_ratio
 
+import explorer
 import latent
 from checkpoint import load_model
 from conftest import ROOT, write_images
@@ -268,6 +269,8 @@ def test_notebook_runs_headless(tmp_path, monkeypatch, tiny, images12):
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if any(k.startswith("image/") for k in o.get("data", {}))]  # shown by reference
+    widgets = nb.metadata.pop("widgets")  # the explorer's state: what Jupyter shows of it without a kernel
+    assert len(json.dumps(widgets)) < 200_000  # its images as JPEG
     nbformat.write(nb, tmp_path / "executed.ipynb")
     assert (tmp_path / "executed.ipynb").stat().st_size < 100_000
     gifs = sorted(out.glob("*.gif"))
@@ -275,3 +278,43 @@ def test_notebook_runs_headless(tmp_path, monkeypatch, tiny, images12):
     assert iio.imread(gifs[0], index=None).shape[1:] == (64, 64, 3)
     for name in ("random_sample.png", "random_sample_fitted.png", "random_sample_prior.png", "path.png"):
         assert (out / name).is_file(), name
+    widgets = [o for o in nb.cells[-1].outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(widgets) == 3  # the explorer: walk, directions, sampler
+
+
+def test_explorer_decodes_what_its_widgets_choose(tiny, images12):
+    model = load_model(tiny)
+    images, paths = load_folder(images12, 64)
+    names = [p.stem for p in paths]
+    posterior = latent.posteriors(model, images)
+    mu = posterior[0]
+
+    def shows(*z):
+        return explorer.jpeg(latent.decode(model, torch.stack(z)))
+
+    walk = explorer.walk(model, mu, names)
+    (start, end), way, t, view = walk.children[0].children, *walk.children[1:]
+    end.value, t.value = names[3], 0.0
+    assert view.value == shows(mu[0], mu[0], mu[3])  # from, the point t of the way, to
+    t.value = 0.5
+    assert view.value == shows(mu[0], latent.lerp(mu[0], mu[3], 3)[1], mu[3])
+    way.value = "great circle"
+    assert view.value == shows(mu[0], latent.slerp(mu[0], mu[3], 3)[1], mu[3]) != shows(mu[0], mu[0], mu[3])
+
+    directions = explorer.directions(model, mu, names)
+    (image, *sliders), view = directions.children[0].children, directions.children[1]
+    assert len(sliders) == 5 and sliders[0].description.startswith("PC 1 (")
+    image.value = names[2]
+    assert view.value == shows(mu[2])
+    sliders[0].value = 2.0
+    assert view.value != shows(mu[2])
+    sliders[0].value = 0.0
+    assert view.value == shows(mu[2])
+
+    sampler = explorer.sampler(model, posterior)
+    (law, temperature, seed, again), caption, view = sampler.children[0].children, *sampler.children[1:]
+    assert view.value == explorer.jpeg(latent.sample(model, 8, "posterior", posterior))
+    law.value, temperature.value = "prior", 0.5
+    again.click()
+    assert seed.value == 1 and caption.value == f"z from {latent.LAWS['prior']}"
+    assert view.value == explorer.jpeg(latent.sample(model, 8, "prior", posterior, 0.5, seed=1))
