@@ -17,6 +17,7 @@ from latent import LAWS, decode, sample, tile
 
 WAYS = {"straight": codes.mix, "great circle": codes.arc}
 WIDE = {"description_width": "initial"}
+LEFT = widgets.Layout(align_items="flex-start")  # a column of widgets at their own widths, not stretched to its own
 
 
 def jpeg(images, nrow=8):
@@ -43,7 +44,7 @@ def walk(model, mu, names):
     for w in (*ends, way, t):
         w.observe(draw, "value")
     draw()
-    return widgets.VBox([widgets.HBox(ends), way, t, view])
+    return widgets.VBox([widgets.HBox(ends), way, t, view], layout=LEFT)
 
 
 def directions(model, mu, names, count=5):
@@ -66,9 +67,9 @@ def directions(model, mu, names, count=5):
     return widgets.HBox([widgets.VBox([start, *sliders]), view])
 
 
-def sampler(model, posterior, count=8):
-    """count samples of a chosen law (latent.sample_codes) at a temperature; "again" draws with the next seed.
-    posterior: (mu, logvar) of the training images."""
+def sampler(model, posterior, count=8, nrow=4):
+    """count samples of a chosen law (latent.sample_codes) at a temperature, nrow to a row; "again" draws with the
+    next seed. posterior: (mu, logvar) of the training images."""
     law = widgets.Dropdown(options=list(LAWS), value="posterior", description="law")
     temperature = widgets.FloatSlider(1.0, min=0, max=2, step=0.05, description="temperature", style=WIDE)
     seed = widgets.IntText(0, description="seed")
@@ -78,9 +79,9 @@ def sampler(model, posterior, count=8):
 
     def draw(_=None):
         caption.value = f"z from {LAWS[law.value]}"
-        view.value = jpeg(sample(model, count, law.value, posterior, temperature.value, seed.value))
+        view.value = jpeg(sample(model, count, law.value, posterior, temperature.value, seed.value), nrow)
 
     for w in (law, temperature, seed):
         w.observe(draw, "value")
     draw()
-    return widgets.VBox([widgets.HBox([law, temperature, seed, again]), caption, view])
+    return widgets.VBox([widgets.HBox([law, temperature, seed, again]), caption, view], layout=LEFT)
