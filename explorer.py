@@ -17,7 +17,7 @@ from latent import LAWS, decode, sample, tile
 
 WAYS = {"straight": codes.mix, "great circle": codes.arc}
 WIDE = {"description_width": "initial"}
-LEFT = widgets.Layout(align_items="flex-start")  # a column of widgets at their own widths, not stretched to its own
+LEFT = {"align_items": "flex-start"}  # the layout of a column of widgets at their own widths, not stretched to its own
 
 
 def jpeg(images, nrow=8):
