@@ -8,6 +8,8 @@ finish.py), without --out it writes to runs/test.
 
 The figures go into the folder --out: space_viz.png (the map), reconstructions.png and
 samples_nearest.png; with --out NAME.png the map is NAME.png and the other figures go beside it.
+Beside them, projector/ holds the codes with their thumbnails and families for TensorBoard's
+projector, which turns PCA, t-SNE or UMAP of them (tensorboard --logdir OUT/projector).
 
 Every image is encoded to its posterior mean mu (eval mode, deterministic). The map (t-SNE or PCA of
 mu) draws each image as a thumbnail, framed in the colour of its family when the file names have the
@@ -66,6 +68,7 @@ from sklearn.neighbors import NearestNeighbors
 import codes
 import fantasy
 import realism
+from board import write_projector
 from checkpoint import CheckpointError, load_model
 from cli import Parser
 from dataset import DatasetError, check_folder, load_folder
@@ -102,8 +105,8 @@ def parse_args(argv=None):
     a("--method", default="tsne", choices=["tsne", "pca"], help="2-D embedding of the latent means "
       "(default %(default)s)")
     a("--out", default="runs/test", help="folder for the figures: space_viz.png, reconstructions.png, "
-      "samples_nearest.png (default %(default)s; --out imgs redraws the README's); a name ending in .png is the "
-      "map's, and the other figures go beside it")
+      "samples_nearest.png, and projector/ for TensorBoard's projector (default %(default)s; --out imgs redraws the "
+      "README's); a name ending in .png is the map's, and the other figures go beside it")
     a("--features", default=str(FEATURES), help="the demo domain's feature network for the realism measures "
       "(realism.py; default %(default)s)")
     a("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default %(default)s: CUDA, then MPS, "
@@ -439,6 +442,9 @@ def evaluate(args):
     label = {"tsne": "t-SNE", "pca": "PCA"}[args.method]
     save(map_figure(xy, images, families, axis_names, f"{label} of the latent means: {name}, {n} images"),
          args.map_out)
+    projector = write_projector(args.out / "projector", mu, originals, [p.stem for p in paths], families)
+    print(f"wrote {projector}: the {n} codes with their thumbnails{' and families' * bool(families)} for TensorBoard's "
+          f"projector (tensorboard --logdir {projector}, then its PROJECTOR tab)")
 
     idx = shown(n, families)
     original = images[idx].float().div(255)

@@ -10,10 +10,11 @@
 
 A run folder (--out, default runs/<name of the data folder>) belongs to one run. It receives
 checkpoint.pt (everything, for --resume; the one before is kept as checkpoint.prev.pt), model.pt
-(encoder, decoder and config, for test.py and the notebook), samples/, history.csv and
-losses.png. A second train.py on a folder in use is refused, and so is a new run in a folder that
-holds one (any of checkpoint.pt, checkpoint.prev.pt, model.pt, history.csv) unless --resume goes on
-with it or --overwrite starts again in its place. Under torchrun, rank 0 holds the folder.
+(encoder, decoder and config, for test.py and the notebook), samples/, history.csv, losses.png
+and TensorBoard's event files (tensorboard --logdir runs). A second train.py on a folder in use is
+refused, and so is a new run in a folder that holds one (any of checkpoint.pt, checkpoint.prev.pt,
+model.pt, history.csv) unless --resume goes on with it or --overwrite starts again in its place.
+Under torchrun, rank 0 holds the folder.
 """
 import argparse
 import copy
@@ -39,6 +40,7 @@ except ImportError:
     fcntl = None
 
 import distributed
+from board import EVENTS, Board
 from checkpoint import CheckpointError, export_model, host, load_strict, load_with_fallback, save_atomic
 from control import AutoBetaNeg, ControlFile, DivergenceGuard
 from cli import Parser
@@ -51,7 +53,8 @@ from step import FAKES, Hyper, draw_noise, fake_sources, fast_step, reference_st
 GRID = 8  # images per row of the sample grids
 RUN_FILES = ("checkpoint.pt", "checkpoint.prev.pt", "model.pt", "history.csv")  # a folder with one holds a run
 # what --overwrite deletes: the run's files and what it drew and read (other files in the folder stay)
-OVERWRITTEN = (*RUN_FILES, "checkpoint.pt.tmp", "model.pt.tmp", "losses.png", "control.json", "samples/epoch_*.png")
+OVERWRITTEN = (*RUN_FILES, "checkpoint.pt.tmp", "model.pt.tmp", "losses.png", "control.json", "samples/epoch_*.png",
+               EVENTS)
 # The official AS-IntroVAE's settings (this project's seed); --official puts them back. The defaults differ
 # by the study (docs/STUDY.md): reconstruction weighed 10x the KL instead of 1/2, 540 epochs of which the first
 # 300 a plain VAE, tanh only inside the AS distance, no moving average of the decoder, the encoder's feature
@@ -469,7 +472,7 @@ class Run:
         self.log = tqdm.write if self.main else (lambda *a, **k: None)
         self.data_dir = Path(args.data)
         self.dir = Path(args.out)
-        error, self.lock = None, None
+        error, self.lock, self.board = None, None, None
         if self.main:  # rank 0 holds the folder; every rank learns whether it could
             try:
                 self.lock = claim(self.dir, args)
@@ -488,6 +491,8 @@ class Run:
         if self.lock:
             self.lock.close()
             self.lock = None
+        if self.board:
+            self.board.close()
 
     def prepare(self, args, given):
         """Everything before the first step: the saved state on --resume, the model, the data, the logs."""
@@ -558,6 +563,8 @@ class Run:
                      + f"; {self.steps_per_epoch} step{'s' * (self.steps_per_epoch != 1)} per epoch; "
                      f"run directory {self.dir}")
         self.history = History(self.dir / "history.csv", trainer.step if saved else None) if self.main else None
+        settings = {**vars(args), **cfg.to_dict()}
+        self.board = Board(self.dir, settings, trainer.step if saved else None) if self.main else None
         self.control = ControlFile(self.dir / "control.json", log=self.log)
         if saved is None or "beta_neg" in given:
             self.control.poll()  # --beta-neg wins over what the file held before this start; later edits apply
@@ -573,8 +580,10 @@ class Run:
     def event(self, text, **row):
         self.log(f"step {self.trainer.step}: {text}")
         if self.main:
-            self.history.append({"step": self.trainer.step, "epoch": self.trainer.epoch + 1,
-                                 "beta_neg": self.trainer.hp.beta_neg, "event": text, **row})
+            row = {"step": self.trainer.step, "epoch": self.trainer.epoch + 1, "beta_neg": self.trainer.hp.beta_neg,
+                   "event": text, **row}
+            self.history.append(row)
+            self.board.log(row)
 
     def set_beta_neg(self, value, why):
         value = distributed.broadcast(value, self.device)  # rank 0's value (others pass None)
@@ -608,6 +617,7 @@ class Run:
         self.good.take(t.recovery_tensors())
         if self.main:
             self.history.append(row)
+            self.board.log(row)
             self.bar.set_postfix(shown(row, "rec", "kl_real", "kl_fake", "diff_kl", "beta_neg", "img_per_s"))
         # Rank 0 reads the file and runs the controller; set_beta_neg gives its value to every rank.
         new = self.control.poll() if self.main else None
@@ -624,7 +634,9 @@ class Run:
         self.good.restore()
         too_many = self.guard.recovered(t.step)
         if self.main:
-            self.history.append({**row, "event": f"diverged: {problem}"})
+            diverged = {**row, "event": f"diverged: {problem}"}
+            self.history.append(diverged)
+            self.board.log(diverged)
         self.set_beta_neg(min(self.args.beta_neg_max, 2 * t.hp.beta_neg),
                           f"recovered from divergence ({problem}): back to the last healthy weights")
         if too_many:
@@ -653,6 +665,7 @@ class Run:
                 "rec_loss": self.args.rec_loss, "feature_weight": self.args.feature_weight,
                 "contrast_weight": self.args.contrast_weight,
                 "ema_decay": self.args.ema_decay}
+        self.writer.submit(self.board.flush)  # on disk before the checkpoint: after a kill -9 --resume loses no step
         job = self.writer.submit(self.write, state, model, meta, self.history.rows(), self.keep_previous)
         if wait:
             self.writer.wait()
@@ -679,6 +692,7 @@ class Run:
         epoch = self.trainer.epoch
         self.writer.submit(save_grid, self.dir / "samples" / f"epoch_{epoch:04d}.png", real.cpu(), rec.cpu(),
                            sample.cpu(), f"epoch {epoch}; rows: real, reconstruction, sample")
+        self.writer.submit(self.board.grid, self.trainer.step, real.cpu(), rec.cpu(), sample.cpu())
 
     def train(self):
         t, args = self.trainer, self.args
@@ -758,6 +772,8 @@ def train_to_end(run):
             signal.signal(s, handler)
     if not run.save(wait=True):
         raise RunError(f"could not write the final checkpoint to {run.dir}; the previous one is kept")
+    if run.board:
+        run.board.end(run.trainer.step)
     run.log(f"done: at epoch {run.trainer.epoch} of {run.args.epochs}, step {run.trainer.step}; this process "
             f"trained {seconds / 60:.1f} min; {run.dir}/model.pt")
     return run.trainer

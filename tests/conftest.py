@@ -34,3 +34,19 @@ def tiny(tmp_path_factory, images12):
     run = tmp_path_factory.mktemp("tiny") / "run"
     assert train.main(["--data", str(images12), "--preset", "tiny", "--epochs", "2", "--out", str(run)]) == 0
     return run / "model.pt"
+
+
+def board(folder):
+    """TensorBoard's own reader on the event files of the run in folder, loaded: its plugin event accumulator, which
+    drops what a restart mark says was logged after a checkpoint, as TensorBoard's server does."""
+    from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
+    accumulator = EventAccumulator(str(folder), size_guidance={"tensors": 0})  # 0: keep every step
+    accumulator.Reload()
+    return accumulator
+
+
+def series(accumulator, tag):
+    """[(step, value)] of a tag as TensorBoard reads it: a scalar's value a float, an image's [width, height, png]."""
+    from tensorboard.util.tensor_util import make_ndarray
+    values = [(e.step, make_ndarray(e.tensor_proto)) for e in accumulator.Tensors(tag)]
+    return [(step, v.item() if v.ndim == 0 else list(v)) for step, v in values]

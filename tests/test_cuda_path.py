@@ -11,8 +11,9 @@ What fake tensors cannot do is stood in for, at the boundary only:
   - autograd's backward needs a CUDA context: backward gives zero gradients of the right shape and device
     (the forward passes of both updates, the noise, the gradient norms, the EMA and the optimisers still
     run on the fake device);
-  - files: sample grids, checkpoints and exported models are recorded instead of written, with the device
-    of every tensor handed to them (the writer's jobs run in the training thread, inside the mode);
+  - files: sample grids (the PNG files and TensorBoard's), checkpoints and exported models are recorded instead
+    of written, with the device of every tensor handed to them (the writer's jobs run in the training thread,
+    inside the mode);
   - the networks are initialised on the host, as torch does, and moved to the device inside the mode;
     the images are decoded on the host, as load_folder does, then become fake host tensors;
   - random generators: torch.Generator("cuda") needs a driver, so generators are host generators
@@ -53,7 +54,7 @@ def devices(obj):
 def fake_cuda():
     """A FakeTensorMode in which train.py runs on device "cuda"; yields what it saved and drew."""
     mode = FakeTensorMode(allow_non_fake_inputs=True)
-    record = {"grids": [], "saved": {}}
+    record = {"grids": [], "board": [], "saved": {}}
     real_load, real_build, real_generator = train.load_folder, train.build_model, torch.Generator
 
     def load_folder(*args, **kwargs):
@@ -76,6 +77,9 @@ def fake_cuda():
     def save_grid(path, *images_and_title):
         record["grids"].append(devices(list(images_and_title[:3])))
 
+    def board_grid(board, step, *rows):
+        record["board"].append(devices(list(rows)))
+
     def save_atomic(state, path, keep_previous=True):
         record["saved"][path.name] = devices(state)
 
@@ -97,6 +101,7 @@ def fake_cuda():
                             ("save_atomic", save_atomic), ("export_model", export)]:
             stack.enter_context(mock.patch.object(train, name, value))
         stack.enter_context(mock.patch.object(train.Writer, "submit", submit))
+        stack.enter_context(mock.patch.object(train.Board, "grid", board_grid))
         stack.enter_context(mode)
         yield record
 
@@ -109,7 +114,7 @@ def test_training_run_on_cuda_keeps_every_tensor_on_its_device(tmp_path, images1
         trainer = train.train(*train.parse_args(argv))
     assert trainer.step == 4 and next(trainer.model.parameters()).device.type == "cuda"
     assert trainer.hp.bf16 == (step == "fast")  # compute capability 9.0: bf16 autocast on the fast step
-    assert record["grids"] == [{"cpu"}, {"cpu"}]  # one grid per epoch, moved to the host before drawing
+    assert record["grids"] == record["board"] == [{"cpu"}, {"cpu"}]  # one grid per epoch, moved to the host first
     assert record["saved"] == {"checkpoint.pt": {"cpu"}, "model.pt": {"cpu"}}  # host copies for the writer
 
 

@@ -7,7 +7,7 @@ import sys
 import torch
 
 from checkpoint import safe_load
-from conftest import ROOT
+from conftest import ROOT, board, series
 
 SCRIPT = """
 import sys
@@ -50,6 +50,8 @@ def test_two_processes_train_identically_and_rank0_saves(tmp_path):
                                                        "rank0.pt", "rank1.pt"]
     state = safe_load(run / "checkpoint.pt")
     assert state["step"] == 6 and state["beta_neg"] == 32
+    assert len(list(run.glob("events.out.tfevents.*"))) == 2  # rank 0's of each launch: rank 1 writes none
+    assert [step for step, _ in series(board(run), "loss/rec")] == [1, 2, 3, 4, 5, 6]
     for k, v in ranks[0]["params"].items():
         assert torch.equal(v, state["model"][k]), k
     refused = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

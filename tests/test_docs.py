@@ -1,9 +1,10 @@
 """Every command of the README, of the scripts' --help and of the notebook, run as written, in that
 order, on a fresh copy of the repository (a git repository of its own, so that `git status` can be
-read after each command). Three things are changed, and only where needed: a training run that would
+read after each command). Four things are changed, and only where needed: a training run that would
 take minutes or hours stops after a few steps of the tiny preset (finish.py after two), test.py draws 16
-samples of each law instead of 256 (decoding them at 256x256 was most of its minutes), and the notebook
-draws few frames.
+samples of each law instead of 256 (decoding them at 256x256 was most of its minutes), the notebook
+draws few frames, and `tensorboard`, a server that runs until it is stopped, reads the event files and
+prints what it found in them instead (--inspect; tests/test_board.py starts the server).
 `~/my_places` is a folder of twelve images in a home folder of the test's own.
 
 After each command `git status` must be clean, except for files under a path the command names
@@ -67,7 +68,7 @@ def commands():
 
 def as_run(command):
     """The command as the test runs it: long training and finishing cut short, test.py and the notebook drawing
-    few images."""
+    few images, tensorboard reading its --logdir once instead of serving it."""
     if re.match(r"python train\.py\b", command):
         return command + f" --preset tiny --max-steps {4 if '--resume' in command else 2}"
     if re.match(r"python finish\.py\b", command):
@@ -76,6 +77,8 @@ def as_run(command):
         return command + " --drawn 16"
     if "jupyter nbconvert" in command:
         return FEW_FRAMES + command
+    if re.match(r"tensorboard\b", command):
+        return command + " --inspect"
     return command
 
 
@@ -120,6 +123,8 @@ def test_every_documented_command_runs_on_a_fresh_copy(tmp_path):
         result = subprocess.run(["bash", "-c", as_run(command)], cwd=sandbox, env=env, capture_output=True,
                                 text=True, timeout=600)
         assert result.returncode == 0, (where, command, result.stderr[-3000:])
+        if command.startswith("tensorboard"):  # (--inspect exits with 0 also when it finds nothing)
+            assert "Found event files in" in result.stdout, (where, command, result.stdout[-3000:])
         status = git(sandbox, "status", "--porcelain", "--untracked-files=all").splitlines()
         changed = [line[3:] for line in status]
         assert all(named(command, path) for path in changed), (where, command, changed)

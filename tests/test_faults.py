@@ -15,7 +15,7 @@ import checkpoint
 import step
 import train
 from checkpoint import CheckpointError, load_model, load_with_fallback, safe_load
-from conftest import ROOT
+from conftest import ROOT, board, series
 
 TINY = ["--preset", "tiny", "--log-every", "1", "--save-every", "1", "--device", "cpu"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -61,6 +61,12 @@ def test_kill_9_twice_then_resume_finishes(tmp_path, images12):
     state = safe_load(run / "checkpoint.pt")
     assert state["epoch"] == 12 and state["step"] == 24
     assert steps(run) == list(range(1, 25))  # no step lost or logged twice across the kills
+    events = board(run)  # nor in TensorBoard, which drops what each start's mark says came after its checkpoint
+    with open(run / "history.csv", newline="") as f:
+        rec = [float(r["rec"]) for r in csv.DictReader(f) if not r["event"]]
+    assert [step for step, _ in series(events, "loss/rec")] == list(range(1, 25))
+    assert [value for _, value in series(events, "loss/rec")] == pytest.approx(rec, rel=1e-5)  # the kept ones
+    assert [step for step, _ in series(events, "samples")] == [10, 20, 24]  # epochs 5, 10 and 12
     load_model(run / "model.pt")
 
 

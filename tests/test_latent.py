@@ -13,6 +13,7 @@ import torch
 from nbclient import NotebookClient
 from skimage.metrics import peak_signal_noise_ratio
 
+import explorer
 import latent
 from checkpoint import load_model
 from conftest import ROOT, write_images
@@ -37,7 +38,7 @@ def run_map(tmp_path, capsys, model, data, *extra):
     """test.py's metrics (its JSON line), with the printed lines in metrics["printed"]."""
     argv = ["--model", str(model), "--data", str(data), "--out", str(tmp_path / "figures"), "--device", "cpu", *extra]
     assert map_script.main(argv) == 0
-    figures = sorted((tmp_path / "figures").iterdir())
+    figures = sorted((tmp_path / "figures").glob("*.png"))
     assert [f.name for f in figures] == ["reconstructions.png", "samples_nearest.png", "space_viz.png"]
     for figure in figures:
         assert iio.imread(figure).shape[2] in (3, 4)
@@ -89,6 +90,39 @@ def test_map_with_families_pca_and_a_heldout_folder(tmp_path, capsys, tiny, fami
     assert set(metrics["newness"]) == {"reconstructions", "middles", *(f"samples {law}" for law in latent.LAWS)}
     assert all(set(n) == {"pixels"} and math.isfinite(n["pixels"]["z"]) for n in metrics["newness"].values())
     assert "newness, the data-copying test" in metrics["printed"]
+    projector = tmp_path / "figures" / "projector"
+    assert f"wrote {projector}: the 12 codes with their thumbnails and families" in metrics["printed"]
+    model = load_model(tiny)
+    images, paths = load_folder(families12, 64)
+    run, codes, labels, sprite = projected(tmp_path / "figures")
+    assert run == "projector" and codes == pytest.approx(latent.encode(model, images).numpy(), rel=1e-4, abs=1e-6)
+    assert labels == "family\timage\n" + "".join(f"{p.stem[0]}\t{p.stem}\n" for p in paths)
+    assert sprite == (4 * 64, 4 * 64)  # 12 thumbnails of 64x64 in a square of 4 x 4
+
+
+def projected(folder):
+    """What TensorBoard's projector plugin serves from folder: (run, codes, metadata, sprite size) of its one set."""
+    from tensorboard.backend.event_processing.data_provider import MultiplexerDataProvider
+    from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+    from tensorboard.plugins.base_plugin import TBContext
+    from tensorboard.plugins.projector.projector_plugin import ProjectorPlugin
+    from werkzeug.test import Client
+    multiplexer = EventMultiplexer().AddRunsFromDirectory(str(folder))
+    multiplexer.Reload()
+    routes = ProjectorPlugin(TBContext(logdir=str(folder), data_provider=MultiplexerDataProvider(
+        multiplexer, str(folder)))).get_plugin_apps()
+
+    def get(route, **query):
+        response = Client(routes[route]).get(route, query_string=query)
+        assert response.status_code == 200, (route, response.get_data()[:300])
+        return response.get_data()
+
+    [run] = json.loads(get("/runs"))
+    [embedding] = json.loads(get("/info", run=run))["embeddings"]
+    name, shape = embedding["tensorName"], embedding["tensorShape"]
+    codes = np.frombuffer(get("/tensor", run=run, name=name), dtype=np.float32).reshape(shape)
+    sprite = iio.imread(get("/sprite_image", run=run, name=name))
+    return run, codes, get("/metadata", run=run, name=name).decode(), sprite.shape[1::-1]
 
 
 def test_heldout_set_made_by_one_test_py_is_never_seen_half_made_by_another(tmp_path, monkeypatch):
@@ -235,6 +269,8 @@ def test_notebook_runs_headless(tmp_path, monkeypatch, tiny, images12):
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if any(k.startswith("image/") for k in o.get("data", {}))]  # shown by reference
+    widgets = nb.metadata.pop("widgets")  # the explorer's state: what Jupyter shows of it without a kernel
+    assert len(json.dumps(widgets)) < 200_000  # its images as JPEG
     nbformat.write(nb, tmp_path / "executed.ipynb")
     assert (tmp_path / "executed.ipynb").stat().st_size < 100_000
     gifs = sorted(out.glob("*.gif"))
@@ -242,3 +278,43 @@ def test_notebook_runs_headless(tmp_path, monkeypatch, tiny, images12):
     assert iio.imread(gifs[0], index=None).shape[1:] == (64, 64, 3)
     for name in ("random_sample.png", "random_sample_fitted.png", "random_sample_prior.png", "path.png"):
         assert (out / name).is_file(), name
+    widgets = [o for o in nb.cells[-1].outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(widgets) == 3  # the explorer: walk, directions, sampler
+
+
+def test_explorer_decodes_what_its_widgets_choose(tiny, images12):
+    model = load_model(tiny)
+    images, paths = load_folder(images12, 64)
+    names = [p.stem for p in paths]
+    posterior = latent.posteriors(model, images)
+    mu = posterior[0]
+
+    def shows(*z):
+        return explorer.jpeg(latent.decode(model, torch.stack(z)))
+
+    walk = explorer.walk(model, mu, names)
+    (start, end), way, t, view = walk.children[0].children, *walk.children[1:]
+    end.value, t.value = names[3], 0.0
+    assert view.value == shows(mu[0], mu[0], mu[3])  # from, the point t of the way, to
+    t.value = 0.5
+    assert view.value == shows(mu[0], latent.lerp(mu[0], mu[3], 3)[1], mu[3])
+    way.value = "great circle"
+    assert view.value == shows(mu[0], latent.slerp(mu[0], mu[3], 3)[1], mu[3]) != shows(mu[0], mu[0], mu[3])
+
+    directions = explorer.directions(model, mu, names)
+    (image, *sliders), view = directions.children[0].children, directions.children[1]
+    assert len(sliders) == 5 and sliders[0].description.startswith("PC 1 (")
+    image.value = names[2]
+    assert view.value == shows(mu[2])
+    sliders[0].value = 2.0
+    assert view.value != shows(mu[2])
+    sliders[0].value = 0.0
+    assert view.value == shows(mu[2])
+
+    sampler = explorer.sampler(model, posterior)
+    (law, temperature, seed, again), caption, view = sampler.children[0].children, *sampler.children[1:]
+    assert view.value == explorer.jpeg(latent.sample(model, 8, "posterior", posterior), nrow=4)
+    law.value, temperature.value = "prior", 0.5
+    again.click()
+    assert seed.value == 1 and caption.value == f"z from {latent.LAWS['prior']}"
+    assert view.value == explorer.jpeg(latent.sample(model, 8, "prior", posterior, 0.5, seed=1), nrow=4)

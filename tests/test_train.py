@@ -12,6 +12,7 @@ import torch
 
 import train
 from checkpoint import load_model, safe_load, save_atomic
+from conftest import board, series
 from models import build_model
 
 TINY = ["--preset", "tiny", "--log-every", "1"]
@@ -49,6 +50,7 @@ def test_tiny_run_leaves_everything_and_resumes(tmp_path, images12, capsys):
     assert state["epoch"] == 3 and state["step"] == 6
     assert [int(r["step"]) for r in rows(run)] == [1, 2, 3, 4, 5, 6]
     assert rows(run)[:4] == first
+    assert [step for step, _ in series(board(run), "loss/rec")] == [1, 2, 3, 4, 5, 6]  # TensorBoard's, the same
 
     capsys.readouterr()  # the folder holds a run: a new one there is refused, --overwrite starts again
     assert train.main(["--data", str(images12), "--epochs", "1", "--out", str(run), *TINY]) == 1
@@ -59,6 +61,8 @@ def test_tiny_run_leaves_everything_and_resumes(tmp_path, images12, capsys):
     assert [int(r["step"]) for r in rows(run)] == [1, 2]
     assert safe_load(run / "checkpoint.pt")["step"] == 2 and not (run / "checkpoint.prev.pt").exists()
     assert [p.name for p in (run / "samples").glob("*.png")] == ["epoch_0001.png"]
+    assert len(list(run.glob("events.out.tfevents.*"))) == 1  # --overwrite deleted the run's event files
+    assert [step for step, _ in series(board(run), "loss/rec")] == [1, 2]
 
 
 def test_resume_gives_the_same_weights(tmp_path, images12):
