@@ -8,6 +8,7 @@ import math
 import imageio.v3 as iio
 import matplotlib.pyplot as plt
 import torch
+import torch.nn.functional as F
 
 import codes
 
@@ -59,11 +60,14 @@ def slerp(z0, z1, frames):
     return codes.arc(z0, z1, _fractions(frames))
 
 
-def save_gif(path, images, frame_ms=80, hold_ms=600):
-    """A looping ping-pong GIF of images (N, 3, S, S) in [0, 1]: forth and back, the two ends held longer.
+def save_gif(path, images, frame_ms=80, hold_ms=600, size=None):
+    """A looping ping-pong GIF of images (N, 3, S, S) in [0, 1]: forth and back, the two ends held longer; with
+    size, each frame shrunk to size x size (area averaging), as large as a page shows it.
 
     Returns the number of frames, 2N - 2 (the ends are not repeated).
     """
+    if size and size < images.shape[-1]:
+        images = F.interpolate(images, size=(size, size), mode="area")
     frames = (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1)  # (N, S, S, 3)
     frames = torch.cat([frames, frames.flip(0)[1:-1]]).numpy()
     ends = (0, len(images) - 1)

@@ -273,7 +273,8 @@ def summary(rows):
     return "\n".join(out)
 
 
-NEW = ("samples mix", "samples fitted", "samples prior", "samples posterior", "middles")  # the sets the newness table shows
+# the sets the newness table shows
+NEW = ("samples mix", "samples fitted", "samples prior", "samples posterior", "middles")
 
 
 def newness(rows):
@@ -282,7 +283,8 @@ def newness(rows):
     and in features (test.py: z << 0 copies, near 0 as new as real images), for the runs measured with newness."""
     rows = [r for r in rows if "newness" in r["metrics"]]
     head = " | ".join(f"{name}: FD / z px / z feat" for name in NEW)
-    out = [f"| stage | configuration | seeds | train PSNR | FD rec | grid rec | {head} |", "|---" * (6 + len(NEW)) + "|"]
+    out = [f"| stage | configuration | seeds | train PSNR | FD rec | grid rec | {head} |",
+           "|---" * (6 + len(NEW)) + "|"]
     groups = {}
     for r in rows:
         groups.setdefault((r["stage"], r["config"]), []).append(r["metrics"])

@@ -218,6 +218,19 @@ def test_gif_plays_forth_and_back(tmp_path):
     assert iio.immeta(tmp_path / "a.gif", index=None)["loop"] == 0
 
 
+def test_a_gif_shrunk_to_the_size_a_page_shows_is_smaller_and_the_same_picture(tmp_path):
+    frames = torch.nn.functional.interpolate(torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0)),
+                                             size=64, mode="bilinear", align_corners=False)
+    latent.save_gif(tmp_path / "full.gif", frames)
+    latent.save_gif(tmp_path / "small.gif", frames, size=32)
+    small = iio.imread(tmp_path / "small.gif", index=None)
+    assert small.shape == (6, 32, 32, 3)
+    assert (tmp_path / "small.gif").stat().st_size < (tmp_path / "full.gif").stat().st_size
+    shrunk = torch.nn.functional.avg_pool2d(torch.from_numpy(iio.imread(tmp_path / "full.gif", index=None)[:4])
+                                            .permute(0, 3, 1, 2).float(), 2)
+    assert (shrunk - torch.from_numpy(small[:4]).permute(0, 3, 1, 2).float()).abs().mean() < 8  # palette rounding
+
+
 def test_nearest_pick_and_samples(tmp_path, tiny, images12):
     model = load_model(tiny)
     images, _ = load_folder(images12, 64)
