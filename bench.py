@@ -32,7 +32,8 @@ import distributed
 import train
 from models import count_parameters, preset_config
 from step import draw_noise
-from train import Trainer, parse_args
+from train import parse_args
+from trainer import Trainer
 
 
 def sync(device):
@@ -80,12 +81,12 @@ def time_loop(args, device, steps):
                 args.precision, "--max-steps", str(steps), "--log-every", str(log_every), "--sample-every", "1000",
                 "--save-every", "1000", "--vae-epochs", "0"] + (["--compile"] if args.compile else [])
         # --vae-epochs 0: the loop runs the introspective step timed above, not the cheaper VAE step
-        run = train.Run(*parse_args(argv))
-        run.train()
+        run = train.start(*parse_args(argv))
+        train.loop(run)
         rows = [r for r in run.history.rows() if r["rec"]][1:]  # the first logged rows include the warm-up
         img_s = float(np.mean([float(r["img_per_s"]) for r in rows]))
         seconds = []
-        for work in (run.samples, run.save):  # what the loop waits for, then the writer thread's part
+        for work in (lambda: run.samples("bench", "bench"), run.save):  # what the loop waits for, then the writer thread's part
             t0 = time.perf_counter()
             work()
             t1 = time.perf_counter()

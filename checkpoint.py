@@ -22,7 +22,7 @@ from models import build_model
 MODEL_FORMAT = "as-introvae-model/1"
 TRAINING_KEYS = {"config": dict, "args": dict, "epoch": int, "step": int, "beta_neg": float, "model": dict,
                  "ema": dict, "optimizer_e": dict, "optimizer_d": dict, "rng": dict}
-OPTIONAL_KEYS = {"control", "schedule"}  # (absent from checkpoints of earlier versions)
+OPTIONAL_KEYS = {"control", "schedule", "finish"}  # (absent from checkpoints of earlier versions)
 # Written by earlier versions and ignored: the learning rate is derived from the epoch and the arguments.
 FORMER_KEYS = {"scheduler_e", "scheduler_d"}
 
@@ -156,9 +156,14 @@ def check_training_state(state, path):
     model = model_of(state["config"], path)
     load_strict(model, state["model"], path)
     load_strict(model.decoder, state["ema"], path)
-    for name, net in (("optimizer_e", model.encoder), ("optimizer_d", model.decoder)):
+    finish = state.get("finish", {"step": 0, "optimizer": state["optimizer_d"]})  # the finishing's step and Adam
+    if not isinstance(finish, dict) or not isinstance(finish.get("step"), int) or finish["step"] < 0:
+        raise CheckpointError(f"{path} is not a whole training checkpoint of this project (malformed: finish)")
+    for name, net, optimizer in (("optimizer_e", model.encoder, state["optimizer_e"]),
+                                 ("optimizer_d", model.decoder, state["optimizer_d"]),
+                                 ("the finishing's optimizer", model.decoder, finish.get("optimizer"))):
         try:
-            torch.optim.Adam(net.parameters()).load_state_dict(state[name])
+            torch.optim.Adam(net.parameters()).load_state_dict(optimizer)
         except Exception as err:  # the optimiser's own checks: groups, sizes, keys
             raise CheckpointError(f"{path}: {name} does not fit the model ({str(err).splitlines()[0][:200]})")
     if not isinstance(state["rng"].get("generator"), torch.Tensor):

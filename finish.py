@@ -1,7 +1,14 @@
-"""Finish a trained model's decoder, so that it draws the stars and lit windows the run left out.
+"""Finish the decoder of a model trained before train.py did it itself, so that it draws the stars and lit windows
+the run left out.
 
     python finish.py --model runs/fantasy/model.pt --out runs/fantasy/finished.pt
     python test.py --model runs/fantasy/finished.pt --out runs/fantasy/test_finished
+
+train.py finishes its decoder as its last phase (--finish-steps, --finish-weight), in the run folder, resumable;
+a run with a checkpoint.pt that was trained before that, or with --finish-steps 0, is finished the same way by
+`python train.py --out RUN --resume --finish-steps 600`. This script is for a model.pt alone (no checkpoint):
+it takes the same steps (step.finish_step, in step.finish_order's batches) with the same defaults, on the
+model's exported encoder and decoder, and writes a model.pt as train.py writes it; --model is not changed.
 
 Not part of AS-IntroVAE: a step after the run. The encoder is frozen and each training image keeps its
 posterior mean mu as its code; only the decoder trains, --steps batches of D(mu) against their images, on
@@ -11,10 +18,10 @@ error pays little for a missing star, a few pixels of a sky; weighed by the orig
 star 0.5 above its sky counts about 80 times at the default W = 160. The codes do not move, so the latent
 map, the walks and the samples keep their places; what changes is what the decoder draws from each code.
 docs/STUDY.md, "Finishing the decoder", measures it on the shipped run (saves/fantasy/model.pt); the shipped
-saves/fantasy/finished.pt is its output with these defaults. The output is a model.pt as train.py writes it;
---model is not changed.
+saves/fantasy/finished.pt is its output with these defaults.
 """
 import argparse
+import itertools
 import math
 import sys
 from pathlib import Path
@@ -27,7 +34,7 @@ from dataset import DatasetError, check_folder, load_folder
 from distributed import pick_device
 from latent import encode
 from losses import image_scale
-from step import Hyper, real_reconstruction
+from step import FINISH_BATCH, FINISH_LR, FINISH_STEPS, FINISH_WEIGHT, Hyper, finish_order, finish_step
 
 
 def parse_args(argv=None):
@@ -36,11 +43,11 @@ def parse_args(argv=None):
     a("--model", required=True, help="exported model written by train.py")
     a("--out", required=True, help="the finished model.pt to write (a new file unless --overwrite)")
     a("--data", help="the images the model trained on (default: the folder its run trained on)")
-    a("--steps", type=int, default=600, help="decoder steps (default %(default)s: 7.5 passes over 80 images)")
-    a("--contrast-weight", type=float, default=160.0, help="weight W of the contrast-weighted error: a pixel's "
+    a("--steps", type=int, default=FINISH_STEPS, help="decoder steps (default %(default)s: 7.5 passes over 80 images)")
+    a("--contrast-weight", type=float, default=FINISH_WEIGHT, help="weight W of the contrast-weighted error: a pixel's "
       "squared error counts 1 + W times the original's local contrast (default %(default)s)")
-    a("--lr", type=float, default=2e-4, help="Adam's learning rate (default %(default)s, train.py's)")
-    a("--batch-size", type=int, default=16, help="images per step (default %(default)s)")
+    a("--lr", type=float, default=FINISH_LR, help="Adam's learning rate (default %(default)s, train.py's)")
+    a("--batch-size", type=int, default=FINISH_BATCH, help="images per step (default %(default)s)")
     a("--seed", type=int, default=0, help="order of the batches (default %(default)s)")
     a("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default %(default)s)")
     a("--overwrite", action="store_true", help="replace --out if it exists")
@@ -81,18 +88,12 @@ def finish(model, images, args, log=print):
     E = model.encoder.eval().requires_grad_(False)  # the codes and the feature distance's judge stay as trained
     D = model.decoder.train()
     opt = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(0.9, 0.999))
-    order = torch.Generator().manual_seed(args.seed)
     losses = []
-    while len(losses) < args.steps:
-        perm = torch.randperm(len(x), generator=order).to(device)
-        for b in perm.split(args.batch_size)[:args.steps - len(losses)]:
-            loss = hp.scale * real_reconstruction(x[b], D(z[b]), hp, E)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-            if len(losses) % 50 == 0 or len(losses) == args.steps:
-                log(f"step {len(losses)}/{args.steps}: loss {losses[-1]:.5f}")
+    for b in itertools.islice(finish_order(len(x), args.batch_size, args.seed), args.steps):
+        b = b.to(device)
+        losses.append(finish_step(E, D, opt, z[b], x[b], hp)["loss_finish"].item())
+        if len(losses) % 50 == 0 or len(losses) == args.steps:
+            log(f"step {len(losses)}/{args.steps}: loss {losses[-1]:.5f}")
     D.eval()
     return losses
 

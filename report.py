@@ -14,7 +14,7 @@ from latent import grid_figure  # noqa: E402
 
 COLUMNS = ["step", "epoch", "loss_e", "loss_d", "rec", "kl_real", "kl_fake", "kl_rec", "diff_kl", "exp_elbo_r",
            "exp_elbo_f", "dist_e", "dist_d", "grad_rec", "grad_adv", "sat_rec", "sat_fake", "beta_neg", "c",
-           "img_per_s", "event"]
+           "loss_finish", "img_per_s", "event"]  # loss_finish: the finishing's loss, after the epochs
 
 
 class History:
@@ -66,7 +66,7 @@ def plot_history(everything, png_path, title):
         ("diff_kl = kl_fake - kl_real", ["diff_kl"], "symlog"),
         ("what drives the decoder: gradient norms", ["grad_rec", "grad_adv"], "log"),
         ("expELBO of rec and fake", ["exp_elbo_r", "exp_elbo_f"], "linear"),
-        ("encoder and decoder losses", ["loss_e", "loss_d"], "log"),
+        ("encoder and decoder losses; the finishing's", ["loss_e", "loss_d", "loss_finish"], "log"),
         ("posterior coordinates where tanh is flat (|x| > 3)", ["sat_rec", "sat_fake"], "linear"),
         ("beta_neg (left) and c (right)", ["beta_neg"], "log"),
     ]

@@ -13,7 +13,10 @@ BatchNorm running statistics differ between the two: the reference runs the deco
 (and on the L_rr, L_fr codes), so its running averages take more updates per step. Training uses batch
 statistics, so the weights do not depend on them (exported models recompute them, see train.py).
 Both return a dict of 0-d tensors (no host synchronisation); the caller reads them when it logs.
+`finish_step` is the update of the phase after the run that finishes the decoder alone on fixed codes
+(train.py's last phase, and finish.py for runs trained before it; docs/ALGORITHM.md).
 """
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +29,11 @@ from augment import draw as augment_uniforms
 from losses import (as_distance, contrast_weighted_error, decoder_loss, encoder_loss, exp_elbo, feature_error,
                     focal_frequency_error, kl_divergence, reconstruction_error, saturation, squash)
 from models import reparameterize
+
+# The finishing's settings (docs/STUDY.md, "Finishing the decoder"): its steps and contrast weight (the defaults of
+# train.py's --finish-steps and --finish-weight, finish.py's --steps and --contrast-weight), Adam's learning rate
+# (train.py's --lr) and the images per step.
+FINISH_STEPS, FINISH_WEIGHT, FINISH_LR, FINISH_BATCH = 600, 160.0, 2e-4, 16
 
 
 @dataclass
@@ -275,8 +283,39 @@ def fast_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
         stats_d.update(gradient_norms(grad_rec, [p.grad for p in params]))
     opt_d.step()
 
-    get_ema_multi_avg_fn(hp.ema_decay)(list(ema.parameters()), list(bare(D).parameters()), None)
+    follow(ema, D, hp.ema_decay)
     return _finish(stats, stats_d)
+
+
+def finish_step(E, D, opt, z, x, hp, ema=None):
+    """One update of the decoder alone on fixed codes z of the images x: s L_rec(x, D(z)) with the finishing's
+    weights in hp (its contrast weight; the run's --rec-loss and --feature-weight), the game's terms left out. E,
+    frozen in eval mode, only judges the feature distance. The moving average ema, if given, follows the decoder.
+    Returns the loss and rec, s times the plain squared error (as the training steps' rec)."""
+    with torch.autocast(x.device.type, torch.bfloat16, enabled=hp.bf16):
+        rec = full(D(z))
+        loss = hp.scale * real_reconstruction(x, rec, hp, E)
+    params = list(bare(D).parameters())
+    opt.zero_grad(set_to_none=True)
+    loss.backward(inputs=params)
+    opt.step()
+    if ema is not None:
+        follow(ema, D, hp.ema_decay)
+    return _detached(dict(loss_finish=loss, rec=hp.scale * reconstruction_error(x, rec.detach()).mean()))
+
+
+def finish_order(n, batch_size, seed, start=0):
+    """The finishing's batches of indices of n images from its step `start` on, endless: pass after pass, each in
+    a new order drawn from seed. The orders of the passes before start are drawn again, so that a finishing resumed
+    at any step takes the batches it would have taken."""
+    order = torch.Generator().manual_seed(seed)
+    passes = (torch.randperm(n, generator=order).split(batch_size) for _ in itertools.count())
+    return itertools.islice(itertools.chain.from_iterable(passes), start, None)
+
+
+def follow(ema, D, decay):
+    """The moving average ema of the decoder's weights one step further: one foreach lerp over all tensors."""
+    get_ema_multi_avg_fn(decay)(list(ema.parameters()), list(bare(D).parameters()), None)
 
 
 def gradient_norms(grad_rec, grad_total):

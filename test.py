@@ -70,7 +70,7 @@ import fantasy
 import realism
 from board import write_projector
 from checkpoint import CheckpointError, load_model
-from cli import Parser
+from cli import Parser, file_in_the_way
 from dataset import DatasetError, check_folder, load_folder
 from distributed import pick_device
 from latent import LAWS, decode, encode, nearest, posteriors, rows_figure, sample
@@ -135,10 +135,11 @@ def parse_args(argv=None):
     out = Path(args.out)
     if out.suffix.lower() == ".png":  # the map's file: the other figures go beside it
         args.out, args.map_out = out.parent, out
-    elif out.exists() and not out.is_dir():
-        p.error(f"--out {out} is a file; give a folder for the figures")
     else:
         args.out, args.map_out = out, out / "space_viz.png"
+    blocked = file_in_the_way(args.out)
+    if blocked:
+        p.error(f"--out {out}{'' if blocked == out else f': {blocked}'} is a file; give a folder for the figures")
     return args
 
 

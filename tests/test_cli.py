@@ -1,6 +1,7 @@
 """Impossible arguments of train.py, test.py, dataset.py and finish.py: each is refused in one line on stderr with a
 non-zero exit, without a traceback, and those that can be are refused before any work (no run folder made)."""
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,11 @@ CASES = [
     ("train.py", "--device tpu --out RUN", "--device tpu: not a device torch knows"),
     ("train.py", "--data TWELVE --device cuda:7 --out RUN", "--device cuda:7"),
     ("train.py", "--out FILE", "is a file; give a folder for the run"),
+    ("train.py", "--out UNDER_FILE", "UNDER_FILE: FILE is a file; give a folder for the run"),
+    ("train.py", "--finish-steps -1 --out RUN", "--finish-steps must be at least 0, got -1"),
+    ("train.py", "--finish-weight -1 --out RUN", "--finish-weight must be 0 or a positive number"),
+    ("train.py", "--finish-steps 0 --finish-weight 40 --out RUN", "which --finish-steps 0 leaves out"),
+    ("train.py", "--official --finish-weight 40 --out RUN", "which --finish-steps 0 leaves out"),
     ("train.py", "--data MISSING --out RUN", "MISSING does not exist"),
     ("train.py", "--data FILE --out RUN", "FILE is not a folder but a file"),
     ("train.py", "--resume --out RUN", "nothing to resume: RUN/checkpoint.pt does not exist"),
@@ -58,6 +64,8 @@ CASES = [
     ("test.py", "--batch-size 0", "--batch-size must be at least 1"),
     ("test.py", "--device tpu", "--device tpu: not a device torch knows"),
     ("test.py", "--out FILE", "is a file; give a folder for the figures"),
+    ("test.py", "--out UNDER_FILE", "UNDER_FILE: FILE is a file; give a folder for the figures"),  # (was a traceback,
+    ("test.py", "--out UNDER_FILE/map.png", "FILE is a file; give a folder for the figures"),  # after all the work)
     ("test.py", "--data MISSING", "MISSING does not exist"),
     ("test.py", "--heldout FILE", "FILE is not a folder but a file; pass --heldout DIR"),
     ("test.py", "--seed -1", "--seed must be between 0 and 2**32 - 1"),
@@ -88,7 +96,8 @@ def paths(tmp_path, images12, monkeypatch):
     monkeypatch.chdir(ROOT)  # the defaults (data/fantasy, saves/fantasy/model.pt) are relative to it
     (tmp_path / "empty").mkdir()
     (tmp_path / "file.txt").write_text("a file")
-    return {"RUN": str(tmp_path / "run"), "LATE": str(tmp_path / "late"), "FILE": str(tmp_path / "file.txt"),
+    return {"RUN": str(tmp_path / "run"), "LATE": str(tmp_path / "late"), "UNDER_FILE": str(tmp_path / "file.txt/x"),
+            "FILE": str(tmp_path / "file.txt"),
             "MISSING": str(tmp_path / "missing"), "EMPTY": str(tmp_path / "empty"), "TWELVE": str(images12),
             "SHIPPED": "saves/fantasy/model.pt"}
 
@@ -102,7 +111,7 @@ def one_line(text, message, code):
 
 @pytest.mark.parametrize("script,argv,message", CASES, ids=[f"{c[0]} {c[1]}" for c in CASES])
 def test_impossible_argument_is_one_line(script, argv, message, paths, capsys):
-    argv = [paths.get(a, a) for a in argv.split()]
+    argv = [re.sub("[A-Z_]+", lambda name: paths.get(name[0], name[0]), a) for a in argv.split()]
     for name, path in paths.items():
         message = message.replace(name, path)
     try:

@@ -1,4 +1,5 @@
-"""torchrun with two CPU processes (gloo): identical parameters on both ranks, one checkpoint, control.json."""
+"""torchrun with two CPU processes (gloo): identical parameters on both ranks, also after the finishing, one
+checkpoint, control.json."""
 import json
 import os
 import subprocess
@@ -36,22 +37,22 @@ def test_two_processes_train_identically_and_rank0_saves(tmp_path):
     data = write_images(tmp_path / "data", 24)
     run = tmp_path / "run"
     common = ["--data", str(data), "--preset", "tiny", "--device", "cpu", "--out", str(run), "--log-every", "1",
-              "--epochs", "3"]
+              "--epochs", "3", "--finish-steps", "3"]
     torchrun(tmp_path, [*common, "--max-steps", "2"])
     assert safe_load(run / "checkpoint.pt")["step"] == 2  # 24 images, 2 ranks x batch 6: 2 steps per epoch
     (run / "control.json").write_text(json.dumps({"beta_neg": 32}))
     torchrun(tmp_path, [*common, "--resume"])
     ranks = [torch.load(run / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
-    assert ranks[0]["step"] == ranks[1]["step"] == 6
+    assert ranks[0]["step"] == ranks[1]["step"] == 6 + 3  # the epochs', then the finishing's
     assert ranks[0]["beta_neg"] == ranks[1]["beta_neg"] == 32  # the change reached both ranks
     for k, v in ranks[0]["params"].items():
         assert torch.equal(v, ranks[1]["params"][k]), k
     assert sorted(p.name for p in run.glob("*.pt")) == ["checkpoint.prev.pt", "checkpoint.pt", "model.pt",
                                                        "rank0.pt", "rank1.pt"]
     state = safe_load(run / "checkpoint.pt")
-    assert state["step"] == 6 and state["beta_neg"] == 32
+    assert state["step"] == 9 and state["finish"]["step"] == 3 and state["beta_neg"] == 32
     assert len(list(run.glob("events.out.tfevents.*"))) == 2  # rank 0's of each launch: rank 1 writes none
-    assert [step for step, _ in series(board(run), "loss/rec")] == [1, 2, 3, 4, 5, 6]
+    assert [step for step, _ in series(board(run), "loss/rec")] == list(range(1, 10))
     for k, v in ranks[0]["params"].items():
         assert torch.equal(v, state["model"][k]), k
     refused = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

@@ -5,7 +5,8 @@ take minutes or hours stops after a few steps of the tiny preset (finish.py afte
 samples of each law instead of 256 (decoding them at 256x256 was most of its minutes), the notebook
 draws few frames, and `tensorboard`, a server that runs until it is stopped, reads the event files and
 prints what it found in them instead (--inspect; tests/test_board.py starts the server).
-`~/my_places` is a folder of twelve images in a home folder of the test's own.
+`~/my_places` is a folder of twelve images in a home folder of the test's own. `python` is the interpreter that
+runs the tests, also when its environment is not activated (`venv/bin/python -m pytest`).
 
 After each command `git status` must be clean, except for files under a path the command names
 (`python test.py --out imgs` may redraw imgs/, nothing else may)."""
@@ -13,8 +14,10 @@ import ast
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 
 import matplotlib
 
@@ -107,6 +110,16 @@ def named(command, path):
     return any("/".join(parts[:i]) in command for i in range(1, len(parts) + 1))
 
 
+def this_python(folder):
+    """A folder to put first on PATH: its `python` runs this interpreter, and the commands installed beside this
+    interpreter (jupyter, tensorboard) come next. A script, not a link: a virtual environment's interpreter knows it
+    is one from the path it was started by."""
+    folder.mkdir()
+    (folder / "python").write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+    (folder / "python").chmod(0o755)
+    return os.pathsep.join([str(folder), os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+
+
 def test_every_documented_command_runs_on_a_fresh_copy(tmp_path):
     found = commands()
     assert len(found) >= 12 and notebook_commands(ROOT / "img_interpolation.ipynb")  # (the notebook's are the README's)
@@ -114,7 +127,7 @@ def test_every_documented_command_runs_on_a_fresh_copy(tmp_path):
     fresh_copy(sandbox)
     write_images(home / "my_places", 12)
     env = {**os.environ, "HOME": str(home), "MPLCONFIGDIR": matplotlib.get_configdir(),  # (its font cache)
-           "OMP_NUM_THREADS": "1"}  # one thread, as the other tests' commands: faster for tiny work on a busy CPU
+           "OMP_NUM_THREADS": "1", "PATH": this_python(tmp_path / "bin")}  # one thread, as the other tests' commands: faster for tiny work on a busy CPU
     not_run = [c for _, c in found if any(c.startswith(prefix) for prefix in NOT_RUN)]
     assert len(not_run) == len(NOT_RUN)  # each reason is still needed
     for where, command in found:

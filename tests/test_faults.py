@@ -17,7 +17,7 @@ import train
 from checkpoint import CheckpointError, load_model, load_with_fallback, safe_load
 from conftest import ROOT, board, series
 
-TINY = ["--preset", "tiny", "--log-every", "1", "--save-every", "1", "--device", "cpu"]
+TINY = ["--preset", "tiny", "--log-every", "1", "--save-every", "1", "--device", "cpu", "--finish-steps", "0"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -68,6 +68,42 @@ def test_kill_9_twice_then_resume_finishes(tmp_path, images12):
     assert [value for _, value in series(events, "loss/rec")] == pytest.approx(rec, rel=1e-5)  # the kept ones
     assert [step for step, _ in series(events, "samples")] == [10, 20, 24]  # epochs 5, 10 and 12
     load_model(run / "model.pt")
+
+
+def finishing_rows(run):
+    """The steps of the finishing's rows in history.csv (a file a resume is rewriting reads as none)."""
+    try:
+        with open(run / "history.csv", newline="") as f:
+            return [int(r["step"]) for r in csv.DictReader(f) if r.get("loss_finish")]
+    except (FileNotFoundError, ValueError, TypeError):
+        return []
+
+
+def test_kill_9_and_ctrl_c_while_finishing_then_resume_give_the_uninterrupted_weights(tmp_path, images12):
+    """The finishing resumes exactly: killed (kill -9) and stopped (Ctrl-C) in it, then resumed each time, the
+    run ends with the weights, moving average and optimisers of the run that went straight through."""
+    flags = ["--data", str(images12), "--epochs", "1", *TINY, "--finish-steps", "40"]  # saves every 2 steps
+    straight = start(*flags, "--out", str(tmp_path / "straight"))
+    run = tmp_path / "run"
+    proc = start(*flags, "--out", str(run))
+    for sig, at, code in ((signal.SIGKILL, 12, -9), (signal.SIGINT, 24, 130)):
+        while max(finishing_rows(run), default=0) < at:  # the epoch's 2 steps, then 10 and 22 of the finishing
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            time.sleep(0.02)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == code, err[-2000:]
+        proc = start("--out", str(run), "--resume")
+    for p in (proc, straight):
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+    a, b = safe_load(tmp_path / "straight" / "checkpoint.pt"), safe_load(run / "checkpoint.pt")
+    assert a["step"] == b["step"] == 42 and b["finish"]["step"] == 40
+    for part in ("model", "ema"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+    for i, state in a["finish"]["optimizer"]["state"].items():
+        assert all(torch.equal(v, b["finish"]["optimizer"]["state"][i][k]) for k, v in state.items()), i
+    assert steps(run) == list(range(1, 43))  # no step lost or logged twice
 
 
 WRITER = """

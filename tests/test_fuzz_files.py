@@ -20,7 +20,7 @@ import train
 from checkpoint import CheckpointError, digest, load_model, load_with_fallback, safe_load
 from conftest import ROOT
 
-TINY = ["--preset", "tiny", "--log-every", "1", "--save-every", "1", "--device", "cpu"]
+TINY = ["--preset", "tiny", "--log-every", "1", "--save-every", "1", "--device", "cpu", "--finish-steps", "0"]
 _spec = importlib.util.spec_from_file_location("map_script", ROOT / "test.py")  # not the stdlib's test
 map_script = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(map_script)

@@ -13,9 +13,10 @@ import torch
 import train
 from checkpoint import load_model, safe_load, save_atomic
 from conftest import board, series
-from models import build_model
+from models import build_model, preset_config
+from trainer import Trainer
 
-TINY = ["--preset", "tiny", "--log-every", "1"]
+TINY = ["--preset", "tiny", "--log-every", "1", "--finish-steps", "0"]  # (finishing: its own tests)
 
 
 def rows(run):
@@ -66,21 +67,75 @@ def test_tiny_run_leaves_everything_and_resumes(tmp_path, images12, capsys):
 
 
 def test_resume_gives_the_same_weights(tmp_path, images12):
+    """Stopped inside an epoch, then inside the finishing, and resumed each time: the weights, moving average and
+    optimisers (the finishing's too) of a run that went straight through."""
     straight, split = tmp_path / "straight", tmp_path / "split"
-    common = ["--data", str(images12), "--epochs", "3", *TINY]
+    common = ["--data", str(images12), "--epochs", "3", *TINY, "--finish-steps", "5"]
     assert train.main([*common, "--out", str(straight)]) == 0
     assert train.main([*common, "--out", str(split), "--max-steps", "3"]) == 0  # stops inside epoch 2
     assert safe_load(split / "checkpoint.pt")["step"] == 3
-    assert train.main(["--out", str(split), "--resume"]) == 0  # the data folder comes from the checkpoint
+    assert train.main(["--out", str(split), "--resume", "--max-steps", "8"]) == 0  # the data come from the checkpoint
+    assert safe_load(split / "checkpoint.pt")["finish"]["step"] == 2  # 6 steps of epochs, 2 of the finishing
+    assert train.main(["--out", str(split), "--resume"]) == 0
     a, b = safe_load(straight / "checkpoint.pt"), safe_load(split / "checkpoint.pt")
-    assert a["step"] == b["step"] == 6
+    assert a["step"] == b["step"] == 11 and a["finish"]["step"] == b["finish"]["step"] == 5
     for part in ("model", "ema"):
         for k in a[part]:
             assert torch.equal(a[part][k], b[part][k]), (part, k)
-    for part in ("optimizer_e", "optimizer_d"):
-        for i, s in a[part]["state"].items():
+    for part in ("optimizer_e", "optimizer_d", "finish"):
+        optimizer_a, optimizer_b = (x[part]["optimizer"] if part == "finish" else x[part] for x in (a, b))
+        for i, s in optimizer_a["state"].items():
             for k in s:
-                assert torch.equal(s[k], b[part]["state"][i][k]), (part, i, k)
+                assert torch.equal(s[k], optimizer_b["state"][i][k]), (part, i, k)
+    assert [int(r["step"]) for r in rows(split) if not r["event"]] == list(range(1, 12))
+
+
+def test_the_decoder_is_finished_as_the_last_phase(tmp_path, images12, capsys):
+    """After the epochs the decoder alone trains on the fixed codes of the training images: the encoder and the
+    epochs' rows stay as in a run without it, the decoder's error falls, and it is logged, drawn and recorded."""
+    common = ["--data", str(images12), "--epochs", "2", *TINY, "--sample-every", "1"]
+    assert train.main([*common, "--out", str(tmp_path / "plain")]) == 0
+    run = tmp_path / "finished"
+    assert train.main([*common, "--out", str(run), "--finish-steps", "5"]) == 0
+    plain, state = safe_load(tmp_path / "plain" / "checkpoint.pt"), safe_load(run / "checkpoint.pt")
+    assert (state["epoch"], state["step"], state["finish"]["step"]) == (2, 9, 5)
+    encoder = [k for k in state["model"] if k.startswith("encoder.")]
+    assert all(torch.equal(plain["model"][k], state["model"][k]) for k in encoder)  # frozen, also its statistics
+    decoder = {k.removeprefix("decoder."): v for k, v in state["model"].items()
+               if k.startswith("decoder.") and "running_" not in k and "num_batches" not in k}
+    assert not all(torch.equal(plain["ema"][k], v) for k, v in decoder.items())
+    assert all(torch.equal(state["ema"][k], v) for k, v in decoder.items())  # --ema-decay 0: it follows exactly
+    before, after = load_model(tmp_path / "plain" / "model.pt"), load_model(run / "model.pt")
+    for k, v in before.encoder.state_dict().items():  # the same codes: the map, the walks stay where they were
+        assert torch.equal(v, after.encoder.state_dict()[k]), k
+    assert "finished" not in before.meta
+    assert after.meta["finished"] == {"steps": 5, "of": 5, "contrast_weight": 160.0, "lr": 2e-4, "batch_size": 16,
+                                      "seed": 0, "data": str(images12)}
+    history = rows(run)
+    assert [{k: v for k, v in r.items() if k != "img_per_s"} for r in history[:4]] == [
+        {k: v for k, v in r.items() if k != "img_per_s"} for r in rows(tmp_path / "plain")]
+    [event] = [r for r in history if r["event"]]
+    assert event["step"] == "5" and event["event"].startswith("finishing the decoder: 5 steps")
+    finishing = [r for r in history[4:] if not r["event"]]
+    assert [int(r["step"]) for r in finishing] == [5, 6, 7, 8, 9] and all(r["epoch"] == "2" for r in finishing)
+    loss, rec = ([float(r[k]) for r in finishing] for k in ("loss_finish", "rec"))
+    assert loss[-1] < loss[0] and rec[-1] < rec[0] and all(r < l for r, l in zip(rec, loss))  # rec: s R alone
+    events = board(run)
+    assert [step for step, _ in series(events, "loss/loss_finish")] == [5, 6, 7, 8, 9]
+    assert [step for step, _ in series(events, "loss/rec")] == list(range(1, 10))
+    assert [step for step, _ in series(events, "samples")] == [2, 4, 6, 8, 9]  # every 2 steps, as an epoch has
+    assert sorted(p.name for p in (run / "samples").glob("*.png")) == [
+        "epoch_0001.png", "epoch_0002.png", "finish_0002.png", "finish_0004.png", "finish_0005.png"]
+
+    capsys.readouterr()  # on --resume: more finishing steps, not more epochs; a run without it finished later
+    assert train.main(["--out", str(run), "--resume", "--epochs", "3"]) == 1
+    assert "is finishing its decoder after its 2 epochs" in capsys.readouterr().err
+    assert train.main(["--out", str(run), "--resume", "--finish-steps", "7"]) == 0
+    assert safe_load(run / "checkpoint.pt")["step"] == 11
+    assert load_model(run / "model.pt").meta["finished"]["steps"] == 7
+    assert train.main(["--out", str(tmp_path / "plain"), "--resume", "--finish-steps", "5"]) == 0
+    resumed = safe_load(tmp_path / "plain" / "checkpoint.pt")
+    assert all(torch.equal(resumed["model"][k], state["model"][k]) for k in state["model"])  # as if in one go
 
 
 def test_resume_takes_the_learning_rate_flags_given_now(tmp_path, images12):
@@ -225,7 +280,7 @@ def test_official_puts_back_the_official_settings():
     assert {k: getattr(args, k) for k in train.OFFICIAL} == train.OFFICIAL
     args, _ = train.parse_args(["--official", "--beta-neg", "64", "--tanh", "as-only"])
     assert (args.beta_neg, args.tanh, args.beta_kl) == (64.0, "as-only", 1.0)  # flags given beside it win
-    hp = train.Trainer(args, train.preset_config("tiny"), torch.device("cpu"), world=1).hp
+    hp = Trainer(args, preset_config("tiny"), torch.device("cpu"), world=1).hp
     assert (hp.beta_rec, hp.beta_kl, hp.gamma_r, hp.method) == (0.5, 1.0, 1e-8, "as")
 
 
