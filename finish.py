@@ -6,9 +6,10 @@ the run left out.
 
 train.py finishes its decoder as its last phase (--finish-steps, --finish-weight), in the run folder, resumable;
 a run with a checkpoint.pt that was trained before that, or with --finish-steps 0, is finished the same way by
-`python train.py --out RUN --resume --finish-steps 600`. This script is for a model.pt alone (no checkpoint):
-it takes the same steps (step.finish_step, in step.finish_order's batches) with the same defaults, on the
-model's exported encoder and decoder, and writes a model.pt as train.py writes it; --model is not changed.
+`python train.py --out RUN --resume --finish-steps 600`. This script is for a model.pt alone (no checkpoint)
+whose decoder is not finished (a finished one is refused): it takes the same steps (step.finish_step, in
+step.finish_order's batches) with the same defaults, on the model's exported encoder and decoder, and writes
+a model.pt as train.py writes it; --model is not changed.
 
 Not part of AS-IntroVAE: a step after the run. The encoder is frozen and each training image keeps its
 posterior mean mu as its code; only the decoder trains, --steps batches of D(mu) against their images, on
@@ -29,7 +30,7 @@ from pathlib import Path
 import torch
 
 from checkpoint import CheckpointError, export_model, host, load_model
-from cli import Parser
+from cli import Parser, file_in_the_way
 from dataset import DatasetError, check_folder, load_folder
 from distributed import pick_device
 from latent import encode
@@ -67,6 +68,9 @@ def parse_args(argv=None):
         p.error(f"--out {args.out} is --model; the finished model goes to a file of its own")
     if Path(args.out).exists() and not args.overwrite:
         p.error(f"--out {args.out} exists; give another file, or --overwrite to replace it")
+    blocked = file_in_the_way(Path(args.out).parent)
+    if blocked:
+        p.error(f"--out {args.out}: {blocked} is a file; give a file in a folder")
     try:
         args.device = pick_device(args.device)
         if args.data is not None:
@@ -102,6 +106,10 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         model = load_model(args.model, args.device)
+        if "finished" in model.meta:  # by train.py's last phase or by this script: this is for runs without it
+            steps = model.meta["finished"].get("steps")
+            raise CheckpointError(f"{args.model} has its decoder finished already ({steps} steps); more steps go on "
+                                  "in its run folder: python train.py --out RUN --resume --finish-steps N")
         data = args.data or model.meta.get("data")
         if data is None:
             raise DatasetError(f"{args.model} does not name the folder it trained on; pass --data DIR")

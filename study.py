@@ -114,9 +114,10 @@ def commands(stage, name, seed):
     run = RUNS / stage / f"{name}-s{seed}"
     stage_flags, base = STAGES[stage]
     flags = [*stage_flags, *base, *CONFIGS[name]]
-    # --overwrite: a configuration interrupted before its result was written starts again
+    # --overwrite: a configuration interrupted before its result was written starts again; --finish-steps 0: the
+    # runs measure the game alone, as before train.py finished the decoder (its finishing is studied apart)
     train = ["python", "train.py", *flags, "--seed", str(seed), "--out", str(run), "--save-every", "25",
-             "--sample-every", "20", "--overwrite"]
+             "--sample-every", "20", "--overwrite", "--finish-steps", "0"]
     data = flags[flags.index("--data"):][:2] if "--data" in flags else []  # test.py measures the same images
     test = ["python", "test.py", "--model", str(run / "model.pt"), *data, "--out", str(run)]
     return run, train, test

@@ -81,6 +81,7 @@ CASES = [
     ("finish.py", "--model MISSING --out RUN", "--model MISSING does not exist"),
     ("finish.py", "--model SHIPPED --out SHIPPED --overwrite", "--out SHIPPED is --model"),
     ("finish.py", "--model SHIPPED --out FILE", "--out FILE exists; give another file, or --overwrite"),
+    ("finish.py", "--model SHIPPED --out UNDER_FILE/x.pt", "UNDER_FILE/x.pt: FILE is a file; give a file in a folder"),
     ("finish.py", "--model SHIPPED --out RUN --steps 0", "--steps must be at least 1, got 0"),
     ("finish.py", "--model SHIPPED --out RUN --batch-size 0", "--batch-size must be at least 1"),
     ("finish.py", "--model SHIPPED --out RUN --contrast-weight -1", "--contrast-weight must be 0 or a positive"),

@@ -35,6 +35,15 @@ def test_finishing_trains_the_decoder_alone_and_leaves_the_input(tmp_path, tiny,
     assert new.meta["epoch"] == old.meta["epoch"]  # the run's own record is kept beside it
 
 
+def test_a_finished_model_is_refused(tmp_path, capsys):
+    """finish.py is for models without their finishing: a finished one (by train.py or by finish.py) is refused
+    in one line that says where more steps go."""
+    out = tmp_path / "again.pt"
+    assert finish.main(["--model", str(ROOT / "saves/fantasy/finished.pt"), "--out", str(out), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has its decoder finished already (600 steps)" in err and not out.exists()
+
+
 def test_steps_and_batches_as_asked(tiny, images12):
     model = load_model(tiny)
     images, _ = load_folder(images12, model.config.image_size)
