@@ -11,7 +11,7 @@
 Both take all their random numbers from `draw_noise`, so the two can be compared exactly (bench.py).
 BatchNorm running statistics differ between the two: the reference runs the decoder on n and z twice
 (and on the L_rr, L_fr codes), so its running averages take more updates per step. Training uses batch
-statistics, so the weights do not depend on them (exported models recompute them, see train.py).
+statistics, so the weights do not depend on them (exported models recompute them, see trainer.py).
 Both return a dict of 0-d tensors (no host synchronisation); the caller reads them when it logs.
 `finish_step` is the update of the phase after the run that finishes the decoder alone on fixed codes
 (train.py's last phase, and finish.py for runs trained before it; docs/ALGORITHM.md).
