@@ -1,5 +1,6 @@
 """gpu_check.py, the one command a person with a GPU runs, goes through every step on the CPU too."""
 import json
+import sys
 
 import gpu_check
 
@@ -9,9 +10,23 @@ def test_gpu_check_runs_every_step_and_prints_one_summary(tmp_path, images12, ca
     assert gpu_check.main(["--device", "cpu", "--tiny", "--data", str(images12), "--out", str(tmp_path)]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["ok"] and summary["device"] == "cpu"
-    for name in ("bench_small", "bench_full", "train", "test", "torchrun"):
+    for name in ("bench_small", "bench_full", "train", "test", "test_shipped", "torchrun"):
         assert summary[name]["rc"] == 0 and summary[name]["wall_s"] > 0, name
     assert summary["bench_small"]["json"]["max_rel_diff"] < 1e-9  # bench's own summary, carried over
-    assert summary["train"]["img_per_s"] > 0 and summary["train"]["epochs"] == 2
+    assert summary["train"]["img_per_s"] > 0 and summary["train"]["steps"] == 2 * 2 + 3  # epochs, then finishing
+    assert not summary["train"]["stopped_at_budget"]
     assert summary["test"]["json"]["images"] == 12
+    shipped, own = summary["compare"]["test_shipped"], summary["compare"]["test"]
+    assert set(own) == set(shipped) >= {"psnr"}  # the same measures, side by side
     assert (tmp_path / "ddp" / "checkpoint.pt").is_file()
+
+
+def test_a_run_past_its_budget_is_stopped_saved_and_measured(tmp_path, images12, capsys, monkeypatch):
+    """The user's run stopped at the budget, as Ctrl-C stops it: saved where it got, its model measured."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    summary = {}
+    argv = [sys.executable, "train.py", "--data", str(images12), "--out", str(tmp_path / "run"), "--preset", "tiny",
+            "--epochs", "1000"]
+    result = gpu_check.step("train", argv, 120, summary, tmp_path, budget=20)
+    assert result["rc"] == gpu_check.INTERRUPTED and result["wall_s"] < 60
+    assert 0 < gpu_check.steps_reached(tmp_path / "run") < 2000 and (tmp_path / "run" / "model.pt").is_file()
