@@ -4,6 +4,7 @@ Used by test.py (the t-SNE map) and img_interpolation.ipynb. Images go in as the
 `dataset.load_folder` and come out as float tensors in [0, 1] on the CPU.
 """
 import math
+import textwrap
 
 import imageio.v3 as iio
 import matplotlib.pyplot as plt
@@ -60,15 +61,19 @@ def slerp(z0, z1, frames):
     return codes.arc(z0, z1, _fractions(frames))
 
 
+def shrunk(images, size=None):
+    """Images (N, 3, S, S) shrunk to size x size by area averaging, as large as a page shows them; unchanged when
+    size is None, 0 or not smaller than S."""
+    return F.interpolate(images, size=(size, size), mode="area") if size and size < images.shape[-1] else images
+
+
 def save_gif(path, images, frame_ms=80, hold_ms=600, size=None):
     """A looping ping-pong GIF of images (N, 3, S, S) in [0, 1]: forth and back, the two ends held longer; with
-    size, each frame shrunk to size x size (area averaging), as large as a page shows it.
+    size, each frame shrunk to size x size (`shrunk`).
 
     Returns the number of frames, 2N - 2 (the ends are not repeated).
     """
-    if size and size < images.shape[-1]:
-        images = F.interpolate(images, size=(size, size), mode="area")
-    frames = (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1)  # (N, S, S, 3)
+    frames = (shrunk(images, size).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1)  # (N, S, S, 3)
     frames = torch.cat([frames, frames.flip(0)[1:-1]]).numpy()
     ends = (0, len(images) - 1)
     durations = [hold_ms if i in ends else frame_ms for i in range(len(frames))]
@@ -81,9 +86,15 @@ def nearest(z, bank):
     return torch.cdist(z, bank).argmin(dim=1)
 
 
-LAWS = {"prior": "z ~ N(0, I)", "fitted": "the Gaussian fitted to the training codes",
-        "posterior": "the posterior of a random training image",
-        "mix": "a random point between the codes of two random training images"}
+# The laws of random codes (sample_codes). The default draws new codes: by the data-copying test (test.py;
+# docs/STUDY.md, "New places") the samples of the posterior and of the mixes are the training images again, those of
+# the fitted Gaussian as far from every training image as real images no model saw are (though far less realistic).
+LAWS = {"fitted": "the Gaussian fitted to the training codes",
+        "posterior": "the posterior of a random training image (variations of the training images)",
+        "mix": "a random point between the codes of two random training images",
+        "prior": "z ~ N(0, I)"}
+DEFAULT_LAW = "fitted"
+
 
 @torch.no_grad()
 def posteriors(model, images, batch_size=32):
@@ -177,15 +188,20 @@ def tile(images, nrow=8, padding=2):
     return grid
 
 
-def grid_figure(images, title, nrow=8, dpi=150):
-    """A grid of images (N, 3, S, S) in [0, 1] at their pixel size (or larger, to fill 6 inches), under a title."""
-    grid = tile(images, nrow).permute(1, 2, 0).numpy()
+TITLE_POINTS = 13  # the font size of grid_figure's titles
+
+
+def grid_figure(images, title, nrow=8, dpi=150, size=None):
+    """A grid of images (N, 3, S, S) in [0, 1] at their pixel size (or larger, to fill 6 inches), under a title;
+    with size, each image shrunk to size x size first (`shrunk`)."""
+    grid = tile(shrunk(images, size), nrow).permute(1, 2, 0).numpy()
     h, w = grid.shape[:2]
     width = max(w / dpi, 6.0)
-    height, head = width * h / w, 0.45  # inches: the grid, the title
+    lines = textwrap.wrap(title, int(width * 72 / (0.55 * TITLE_POINTS)))  # a character is about 0.55 em wide
+    height, head = width * h / w, 0.2 + 0.25 * len(lines)  # inches: the grid, the title
     fig = plt.figure(figsize=(width, height + head), dpi=dpi)
     ax = fig.add_axes((0, 0, 1, height / (height + head)))
     ax.imshow(grid, interpolation="nearest")
     ax.axis("off")
-    fig.suptitle(title, y=1 - 0.1 / (height + head), va="top", fontsize=13)
+    fig.suptitle("\n".join(lines), y=1 - 0.1 / (height + head), va="top", fontsize=TITLE_POINTS)
     return fig

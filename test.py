@@ -20,8 +20,9 @@ data/fantasy_heldout, the same generator with another seed, made on first use):
   - PSNR and SSIM of the reconstructions (means over the images), and beside them the same for two
     baselines anyone can compute: each image shrunk to 8x8 (192 numbers, fewer than the 256 of the
     latent code) or 16x16 pixels (768 numbers) by area averaging and blown back up (bicubic);
-  - for random samples D(z) of each law of latent.LAWS (the prior N(0, I), the Gaussian fitted to the
-    training codes, the posterior of a random training image): the PSNR of each against its nearest
+  - for random samples D(z) of each law of latent.LAWS (the Gaussian fitted to the training codes, the
+    default; the posterior of a random training image; a random point between two training codes; the prior
+    N(0, I)): the PSNR of each against its nearest
     training image (high: a copy of a training image; low: something else), and how many distinct
     training images are the nearest of some sample;
   - detail at each scale (realism.py) of the reconstructions, of the thumbnails, of the samples of each
@@ -74,7 +75,7 @@ from checkpoint import CheckpointError, load_model
 from cli import Parser, file_in_the_way
 from dataset import DatasetError, check_folder, load_folder
 from distributed import pick_device
-from latent import LAWS, decode, encode, nearest, posteriors, rows_figure, sample
+from latent import DEFAULT_LAW, LAWS, decode, encode, nearest, posteriors, rows_figure, sample
 from losses import image_scale, kl_divergence, reconstruction_error, saturation, squash
 from models import reparameterize
 
@@ -492,7 +493,8 @@ def report(metrics, k, no_knn, no_realism):
         h = metrics["heldout"]
         print(f"held-out images ({h['images']}, {h['folder']}): {line(h)}")
     for law, m in metrics["samples"].items():
-        print(f"random samples ({m['counted']}, {law}: {LAWS[law]}): PSNR to the nearest training image "
+        default = ", the default law" if law == DEFAULT_LAW else ""
+        print(f"random samples ({m['counted']}, {law}{default}: {LAWS[law]}): PSNR to the nearest training image "
               f"{m['nearest_psnr']:.2f} dB, {m['nearest_distinct']} distinct nearest images")
 
     print(f"detail at each scale: power of the luminance spectrum over the originals' (1: as much structure), at "

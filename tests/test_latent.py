@@ -289,7 +289,8 @@ def test_notebook_runs_headless(tmp_path, monkeypatch, tiny, images12):
     gifs = sorted(out.glob("*.gif"))
     assert [g.stem for g in gifs] == list("abcdefgh")
     assert iio.imread(gifs[0], index=None).shape[1:] == (64, 64, 3)
-    for name in ("random_sample.png", "random_sample_fitted.png", "random_sample_prior.png", "path.png"):
+    for name in ("random_sample.png", "random_sample_posterior.png", "random_sample_mix.png", "random_sample_prior.png",
+                 "path.png"):
         assert (out / name).is_file(), name
     widgets = [o for o in nb.cells[-1].outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert len(widgets) == 3  # the explorer: walk, directions, sampler
