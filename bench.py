@@ -5,9 +5,11 @@
     python bench.py --compile                # the fast step with torch.compile
     python bench.py --precision fp32         # the fast step in float32 even where bf16 is native
 
-Both steps run alternately on the same device (warm-up first). Two more rows separate the gains: the
-reference in the fast step's memory layout (channels_last), and, where the fast step runs under bf16
-autocast (`train.py --precision auto`: CUDA, CPUs with AMX or AVX512-BF16), the fast step in float32.
+Both steps run alternately on the same device (warm-up first). More rows separate the gains: the
+reference in the fast step's memory layout (channels_last); where the fast step runs under bf16
+autocast (`train.py --precision auto`: CUDA, CPUs with AMX or AVX512-BF16), the fast step in float32; on CUDA,
+the fast step replayed from CUDA graphs (`fast_captured`, graphs.py, train.py's default there), beside the eager
+one, with the difference of their losses and weights after the same steps from the same start.
 Then, from the same weights, optimiser state, batch and noise, one step of each is compared, in float64
 on 2 images (`max_rel_diff`: the mathematics, rounding made negligible; autocast leaves float64 alone)
 and as timed (`max_rel_diff_as_timed`, and `..._fp32` for the float32 fast step).
@@ -29,6 +31,7 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 import distributed
+import graphs
 import train
 from models import count_parameters, preset_config
 from step import draw_noise
@@ -41,9 +44,9 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def trainer_for(step, args, cfg, device, memory_format=None, precision=None):
+def trainer_for(step, args, cfg, device, memory_format=None, precision=None, capture=False):
     train_args, _ = parse_args(["--step", step, "--gamma-r", str(args.gamma_r), "--batch-size", str(args.batch_size),
-                                "--precision", precision or args.precision]
+                                "--precision", precision or args.precision, "--capture", "auto" if capture else "off"]
                                + (["--compile"] if args.compile and step == "fast" else []))
     t = Trainer(train_args, cfg, device, world=1)
     if memory_format is not None:
@@ -63,6 +66,18 @@ def weights_after(t, state, x, noise, gamma_r=None):
         t.hp.gamma_r = gamma_r
     stats = one_step(t, x, noise)
     return stats, {k: v.detach().clone() for k, v in t.model.named_parameters()}
+
+
+def captured_against_eager(args, cfg, device, x, noises):
+    """The fast step eager and replayed from CUDA graphs (graphs.py), from the same weights, on the same batch and
+    noises: the max relative difference of the last step's losses and of the weights after all of them (the
+    captured trainer warms up, captures and replays within them)."""
+    eager, captured = trainer_for("fast", args, cfg, device), trainer_for("fast", args, cfg, device, capture=True)
+    captured.load_state(copy.deepcopy(eager.state()), "bench")
+    for n in noises:
+        stats_eager, stats_captured = one_step(eager, x, n), one_step(captured, x, n)
+    weights = [{k: v.detach() for k, v in t.model.named_parameters()} for t in (eager, captured)]
+    return max_rel_diff(stats_eager, stats_captured), max_rel_diff(*weights)
 
 
 def time_loop(args, device, steps):
@@ -140,6 +155,8 @@ def main(argv=None):
     runs = [("reference", ref), ("reference_cl", ref_cl), ("fast", fast)]
     if fast.hp.bf16:
         runs.insert(2, ("fast_fp32", trainer_for("fast", args, cfg, device, precision="fp32")))
+    if graphs.wanted(parse_args(["--step", "fast"] + (["--compile"] if args.compile else []))[0], device, 1):
+        runs.append(("fast_captured", trainer_for("fast", args, cfg, device, capture=True)))  # graphs.py
     for _, t in runs[1:]:
         t.load_state(copy.deepcopy(ref.state()), "bench")
     steps = dict(runs)
@@ -151,7 +168,7 @@ def main(argv=None):
 
     print(f"{args.preset}: {count_parameters(ref.model) / 1e6:.1f} M parameters, {cfg.image_size}px, "
           f"batch {args.batch_size}, {device}, {torch.get_num_threads()} CPU threads")
-    for _ in range(args.warmup):
+    for _ in range(max(args.warmup, graphs.WARMUP + 1)):  # the captured step warms up, then is captured
         for _, t in runs:
             one_step(t, x, noise())
     times = {name: [] for name, _ in runs}
@@ -168,6 +185,9 @@ def main(argv=None):
     peak_mem = (torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda"
                 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # CPU: the process's peak RSS
 
+    captured = steps.pop("fast_captured", None)  # compared apart: a graph holds on to the tensors it was captured with
+    if captured:
+        captured_diffs = captured_against_eager(args, cfg, device, x, [noise() for _ in range(graphs.WARMUP + 3)])
     # Same weights, optimiser state, batch and noise: one step each, then compare; as timed, then in float64.
     start, n = copy.deepcopy(ref.state()), noise()
     # The seed's gamma_r = 1e-8 against 0, both in the reference: do those terms change the weights?
@@ -191,11 +211,13 @@ def main(argv=None):
         t.ema.float()
         t.load_state(copy.deepcopy(start), "bench")  # optimiser state back to float32 too
     flops = {}
-    for name, t in runs:
+    for name, t in steps.items():
         counter = FlopCounterMode(display=False)
         with counter:
             one_step(t, x, noise())
         flops[name] = counter.get_total_flops() / 1e9
+    if captured:
+        flops["fast_captured"] = flops["fast"]  # the same step (a replayed graph is not seen by the counter)
 
     loop_img_s, (sample_s, sample_all_s, save_s, save_all_s) = time_loop(args, device, args.loop_steps)
     best = {k: min(v) for k, v in times.items()}
@@ -231,6 +253,13 @@ def main(argv=None):
     if "fast_fp32" in steps:
         result.update(speedup_fp32=round(best["reference"] / best["fast_fp32"], 3),
                       max_rel_diff_as_timed_fp32=float(f"{max(diffs[torch.float32, 'fast_fp32']):.3g}"))
+    if captured:
+        print(f"the fast step replayed from CUDA graphs: {best['fast'] / best['fast_captured']:.2f}x the eager one; "
+              f"from the same start, batches and noise, max relative difference of losses {captured_diffs[0]:.2e}, of "
+              f"weights {captured_diffs[1]:.2e}")
+        result.update(captured_img_per_s=round(img_s["fast_captured"], 3),
+                      captured_speedup=round(best["fast"] / best["fast_captured"], 3),
+                      captured_max_rel_diff=float(f"{max(captured_diffs):.3g}"))
     print(json.dumps(result))
 
 if __name__ == "__main__":

@@ -144,8 +144,9 @@ def real_reconstruction(x, rec, hp, E=None):
 
 
 def as_term(mu_a, lv_a, mu_b, lv_b, c, reduction):
-    """AS of two batches of (tanh-squashed) posteriors; not computed when its weight 1 - c is 0."""
-    if c == 1:
+    """AS of two batches of (tanh-squashed) posteriors; not computed when its weight 1 - c is 0 (always computed when c
+    is a device tensor, as in a CUDA graph: a graph cannot choose by its value)."""
+    if not torch.is_tensor(c) and c == 1:
         return mu_a.new_zeros(())
     return as_distance(mu_a, lv_a, mu_b, lv_b, reduction)
 
@@ -259,7 +260,9 @@ def reference_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
 
 def fast_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     """Same mathematics as reference_step; fake and rec are computed once and serve both updates."""
-    autocast = torch.autocast(x.device.type, torch.bfloat16, enabled=hp.bf16)
+    # (a CUDA graph being captured must not keep autocast's casts of the weights from one replay to the next)
+    capturing = x.device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+    autocast = torch.autocast(x.device.type, torch.bfloat16, enabled=hp.bf16, cache_enabled=not capturing)
     with autocast:
         # fake keeps the decoder's graph: the decoder update backpropagates through it
         fake = full(D(fake_codes(E, x, noise, hp))) if hp.method != "vae" else None
@@ -314,8 +317,15 @@ def finish_order(n, batch_size, seed, start=0):
 
 
 def follow(ema, D, decay):
-    """The moving average ema of the decoder's weights one step further: one foreach lerp over all tensors."""
-    get_ema_multi_avg_fn(decay)(list(ema.parameters()), list(bare(D).parameters()), None)
+    """The moving average ema of the decoder's weights one step further: one foreach lerp over all tensors, or, for a
+    decay in a device tensor (a CUDA graph reads it at each replay), decay x ema + (1 - decay) x weights."""
+    averaged, weights = list(ema.parameters()), list(bare(D).parameters())
+    if torch.is_tensor(decay):
+        with torch.no_grad():
+            torch._foreach_mul_(averaged, decay)
+            torch._foreach_add_(averaged, torch._foreach_mul(weights, 1 - decay))
+    else:
+        get_ema_multi_avg_fn(decay)(averaged, weights, None)
 
 
 def gradient_norms(grad_rec, grad_total):

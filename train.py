@@ -147,6 +147,9 @@ def parse_args(argv=None):
     a("--step", default="fast", choices=["fast", "reference"], help="fast: the optimised step; reference: the "
       "spec's literal step, same mathematics (default %(default)s)")
     a("--compile", action="store_true", help="torch.compile the networks (first steps take longer)")
+    a("--capture", default="auto", choices=["auto", "off"], help="auto: on one CUDA device, without --compile, the "
+      "fast step is recorded as CUDA graphs after a few eager steps and replayed, one launch a step (graphs.py); "
+      "off: every step eager (default %(default)s)")
     a("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="the fast step's networks under "
       "bf16 autocast (KL, AS, expELBO and errors stay float32) or in float32; auto: bf16 on CUDA and on CPUs "
       "with AMX or AVX512-BF16, where it is native, else fp32 (default %(default)s; the reference step is always fp32)")

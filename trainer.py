@@ -9,6 +9,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 import distributed
+import graphs
 from checkpoint import load_strict
 from losses import image_scale, transition_coefficient
 from models import build_model, reparameterize
@@ -36,9 +37,10 @@ class Trainer:
             D = DistributedDataParallel(D, broadcast_buffers=False)
         self.E, self.D = E, D
         fused = fast and device.type in ("cuda", "cpu")  # one kernel for all tensors instead of a loop
+        captured = graphs.wanted(args, device, world)  # the step replayed from CUDA graphs (graphs.py)
         adam = dict(betas=(0.9, 0.999), fused=fused)
-        self.opt_e = torch.optim.Adam(self.model.encoder.parameters(), args.lr, **adam)
-        self.opt_d = torch.optim.Adam(self.model.decoder.parameters(), args.lr, **adam)
+        self.opt_e = torch.optim.Adam(self.model.encoder.parameters(), args.lr, capturable=captured, **adam)
+        self.opt_d = torch.optim.Adam(self.model.decoder.parameters(), args.lr, capturable=captured, **adam)
         self.opt_f = torch.optim.Adam(self.model.decoder.parameters(), FINISH_LR, **adam)  # the finishing's own
         self.hp = Hyper(args.beta_kl, args.beta_rec, initial_beta_neg(args), args.gamma_r, image_scale(cfg.image_size),
                         args.method, args.ema_decay, bf16=fast and use_bf16(args.precision, device), tanh=args.tanh,
@@ -46,7 +48,7 @@ class Trainer:
                         feature_weight=args.feature_weight, contrast_weight=args.contrast_weight)
         # --beta-neg START:END; it ends when beta_neg is set otherwise (control.json, a recovery)
         self.schedule = args.beta_neg if isinstance(args.beta_neg, tuple) else None
-        self.step_fn = fast_step if fast else reference_step
+        self.step_fn = graphs.GraphedStep() if captured else fast_step if fast else reference_step
         self.generator = torch.Generator(device).manual_seed(args.seed * 1000 + distributed.rank())
         self.epoch = self.step = 0
         self.finished = 0  # steps of the finishing done; they count in self.step too, after the epochs' steps
