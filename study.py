@@ -114,10 +114,12 @@ def commands(stage, name, seed):
     run = RUNS / stage / f"{name}-s{seed}"
     stage_flags, base = STAGES[stage]
     flags = [*stage_flags, *base, *CONFIGS[name]]
-    # --overwrite: a configuration interrupted before its result was written starts again; --finish-steps 0: the
-    # runs measure the game alone, as before train.py finished the decoder (its finishing is studied apart)
+    # a configuration interrupted before its result was written goes on from its checkpoint (or starts again
+    # when it never saved one); --finish-steps 0: the runs measure the game alone, as before train.py finished the
+    # decoder (its finishing is studied apart)
+    saved = any((ROOT / run / f).is_file() for f in ("checkpoint.pt", "checkpoint.prev.pt"))
     train = ["python", "train.py", *flags, "--seed", str(seed), "--out", str(run), "--save-every", "25",
-             "--sample-every", "20", "--overwrite", "--finish-steps", "0"]
+             "--sample-every", "20", "--resume" if saved else "--overwrite", "--finish-steps", "0"]
     data = flags[flags.index("--data"):][:2] if "--data" in flags else []  # test.py measures the same images
     test = ["python", "test.py", "--model", str(run / "model.pt"), *data, "--out", str(run)]
     return run, train, test
@@ -148,7 +150,7 @@ def one_run(stage, name, seed):
     run, train, test = commands(stage, name, seed)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
-    with open(ROOT / run.parent / (run.name + ".log"), "w") as log:  # the run's console, progress bars included
+    with open(ROOT / run.parent / (run.name + ".log"), "a") as log:  # the run's console, bars included
         subprocess.run([sys.executable, *train[1:]], cwd=ROOT, env=env, check=True, stdout=log, stderr=log)
     wall = time.perf_counter() - start
     metrics = measure(test)

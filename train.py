@@ -1,6 +1,6 @@
 """Train AS-IntroVAE on a folder of images (the algorithm: docs/ALGORITHM.md), then finish its decoder.
 
-    python train.py --epochs 5                                 # a first run on a CPU: runs/fantasy
+    python train.py --epochs 5 --finish-steps 50               # a first run on a CPU: runs/fantasy
     python test.py --model runs/fantasy/model.pt --out runs/fantasy/test   # its latent map and metrics
     python train.py --data ~/my_places                         # your own images: 540 epochs, then the finishing
     echo '{"beta_neg": 64}' > runs/my_places/control.json      # change beta_neg while it runs
