@@ -154,9 +154,11 @@ def rows_figure(rows, title, columns=8, inches=1.5):
     columns = min(columns, n)
     blocks = math.ceil(n / columns)
     label, gap, caption = 0.3, 0.05, 0.2  # inches: row labels, between images, captions
-    head = 0.2 + 0.18 * (title.count("\n") + 1)  # the title, 0.18 inch a line
+    width = label + columns * (inches + gap)
+    lines = wrapped(title, width, 11)
+    head = 0.2 + 0.18 * len(lines)  # the title, 0.18 inch a line
     block = sum(inches + gap + (caption if r[2] else 0) for r in rows) + 2 * gap
-    fig = plt.figure(figsize=(label + columns * (inches + gap), head + blocks * block))
+    fig = plt.figure(figsize=(width, head + blocks * block))
     w, h = fig.get_size_inches()
     top = h - head
     for b in range(blocks):
@@ -173,7 +175,7 @@ def rows_figure(rows, title, columns=8, inches=1.5):
                     ax.set_ylabel(name, fontsize=10)
             top -= gap
         top -= 2 * gap
-    fig.suptitle(title, y=1 - 0.12 / h, va="top", fontsize=11)
+    fig.suptitle("\n".join(lines), y=1 - 0.12 / h, va="top", fontsize=11)
     return fig
 
 
@@ -191,13 +193,19 @@ def tile(images, nrow=8, padding=2):
 TITLE_POINTS = 13  # the font size of grid_figure's titles
 
 
+def wrapped(title, inches, points):
+    """The lines of title (its own line breaks kept) wrapped to a figure inches wide at a font of points."""
+    width = int(inches * 72 / (0.55 * points))  # a character is about 0.55 em wide
+    return [line for paragraph in title.split("\n") for line in textwrap.wrap(paragraph, width)]
+
+
 def grid_figure(images, title, nrow=8, dpi=150, size=None):
     """A grid of images (N, 3, S, S) in [0, 1] at their pixel size (or larger, to fill 6 inches), under a title;
     with size, each image shrunk to size x size first (`shrunk`)."""
     grid = tile(shrunk(images, size), nrow).permute(1, 2, 0).numpy()
     h, w = grid.shape[:2]
     width = max(w / dpi, 6.0)
-    lines = textwrap.wrap(title, int(width * 72 / (0.55 * TITLE_POINTS)))  # a character is about 0.55 em wide
+    lines = wrapped(title, width, TITLE_POINTS)
     height, head = width * h / w, 0.2 + 0.25 * len(lines)  # inches: the grid, the title
     fig = plt.figure(figsize=(width, height + head), dpi=dpi)
     ax = fig.add_axes((0, 0, 1, height / (height + head)))

@@ -51,7 +51,6 @@ import re
 import shutil
 import sys
 import tempfile
-import textwrap
 from collections import Counter
 from pathlib import Path
 
@@ -462,9 +461,9 @@ def evaluate(args):
             for row in [(f"{law} ({sampled['nearest_psnr']:.1f} dB)", samples[shown_samples], None),
                         ("nearest", images[near[shown_samples]].float().div(255),
                          [paths[i].stem for i in near[shown_samples]])]]
-    laws = "\n".join(textwrap.wrap("z from: " + "; ".join(f"{law}, {what}" for law, what in LAWS.items()), 120))
+    laws = "; ".join(f"{law}, {what}" for law, what in LAWS.items())
     save(rows_figure(rows, f"Random samples D(z) by {name} over their nearest training images (PSNR to the "
-                           f"nearest);\n{laws}"),
+                           f"nearest);\nz from: {laws}"),
          args.out / "samples_nearest.png")
 
     report(metrics, k, no_knn, no_realism)
