@@ -17,6 +17,9 @@ UPSAMPLING = {"nearest": {}, "bilinear": {"align_corners": False}}
 # [1, 3, 3, 1] blur then every second pixel. (StyleGAN2's upsampling, zeros between the pixels and the same blur, is
 # exactly bilinear: --upsample bilinear.)
 DOWNSAMPLING = ("average", "blur")
+# --head-norm: the number of features at which the encoder's last layer, read unnormalised, was measured stable
+# (the small preset's 128 x 4 x 4); wider heads read features normalised per image and scaled down (Encoder.forward)
+HEAD_BASE_FEATURES = 2048
 FEATURE_STAGES = 3  # --rec-loss features: the encoder's maps at S/2, S/4 and S/8, where fine detail still has room
 
 
@@ -27,6 +30,7 @@ class ModelConfig:
     widths: tuple = FULL_WIDTHS  # one width per halving of the image, 4x4 at the bottom
     upsample: str = "nearest"  # the decoder's x2 upsamplings: nearest (official) or bilinear
     downsample: str = "average"  # the encoder's /2 poolings: average (official) or blur
+    head_norm: bool = False  # the encoder's last layer reads features normalised per image (not official)
 
     def __post_init__(self):
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -58,16 +62,19 @@ PRESETS = {
 }
 
 
-def preset_config(name, image_size=None, z_dim=None, upsample="nearest", downsample="average"):
-    """The ModelConfig of a preset; image size 128 keeps the first five widths, 64 the first four."""
+def preset_config(name, image_size=None, z_dim=None, upsample="nearest", downsample="average", head_norm=None):
+    """The ModelConfig of a preset; image size 128 keeps the first five widths, 64 the first four. head_norm None:
+    on where the encoder's last layer reads more than HEAD_BASE_FEATURES features (the full preset)."""
     base, mult, default_size, default_z = PRESETS[name]
     image_size = image_size or default_size
     n = {64: 4, 128: 5, 256: 6}.get(image_size)
     if n is None:
         raise ValueError(f"image size must be 64, 128 or 256, got {image_size}")
     widths = tuple(max(4, int(w * mult)) for w in base[:n])
+    if head_norm is None:
+        head_norm = widths[-1] * 4 * 4 > HEAD_BASE_FEATURES
     return ModelConfig(image_size=image_size, z_dim=z_dim or default_z, widths=widths, upsample=upsample,
-                       downsample=downsample)
+                       downsample=downsample, head_norm=head_norm)
 
 
 class ResidualBlock(nn.Module):
@@ -116,9 +123,18 @@ class Encoder(nn.Module):
         layers.append(ResidualBlock(w[-1], w[-1]))
         self.main = nn.Sequential(*layers)
         self.fc = nn.Linear(w[-1] * 4 * 4, 2 * cfg.z_dim)
+        self.head_gain = min(1.0, HEAD_BASE_FEATURES / self.fc.in_features) if cfg.head_norm else None
 
     def forward(self, x):  # x: (B, 3, S, S) in [0, 1]
         h = self.main(x).flatten(1)  # (B, c_last * 4 * 4)
+        if self.head_gain:
+            # An Adam step moves each weight of fc by about lr, so an image's logvar by up to lr times the sum of
+            # its |h|: with 8,192 features, a few early steps of a small but coherent KL gradient lift the logvar
+            # of an image whose features are unusually large (a colour chart among photographs) by 10 or more,
+            # and its KL by exp(10). Normalised to RMS head_gain, every image's |h| sums to the same, and a wider
+            # head moves its outputs no faster than the 2,048-feature head that was measured stable (muP's
+            # output-layer scaling). docs/ALGORITHM.md, Networks.
+            h = h * (self.head_gain * torch.rsqrt(h.float().square().mean(1, keepdim=True) + 1e-6)).to(h.dtype)
         mu, logvar = self.fc(h).chunk(2, dim=1)  # (B, z_dim) each
         return mu, logvar
 

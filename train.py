@@ -48,10 +48,12 @@ from step import FAKES, FINISH_BATCH, FINISH_STEPS, FINISH_WEIGHT, fake_sources,
 # Defaults).
 OFFICIAL = {"epochs": 400, "lr_drop_epoch": 350, "beta_rec": 0.5, "beta_kl": 1.0, "beta_adv": None, "beta_neg": 256.0,
             "gamma_r": 1e-8, "tanh": "all", "method": "as", "vae_epochs": 0, "augment": 0.0, "rec_loss": "mse",
-            "fakes": "prior", "ema_decay": 0.999, "finish_steps": 0}
+            "fakes": "prior", "ema_decay": 0.999, "finish_steps": 0,
+            "head_norm": "off"}
 # What a checkpoint written before a flag existed ran with (--resume keeps it): the official behaviour.
 BEFORE_FLAG = {"vae_epochs": 0, "beta_adv": None, "tanh": "all", "augment": 0.0, "rec_loss": "mse", "fakes": "prior",
-               "feature_weight": 1.0, "contrast_weight": 0.0, "finish_steps": 0}
+               "feature_weight": 1.0, "contrast_weight": 0.0, "finish_steps": 0,
+               "head_norm": "off"}
 
 
 class Interrupted(Exception):
@@ -73,6 +75,10 @@ def parse_args(argv=None):
     a("--downsample", default="average", choices=list(DOWNSAMPLING), help="the encoder's /2 poolings: average, a 2x2 "
       "box (official), or blur, StyleGAN2's anti-aliased [1, 3, 3, 1] blur before every second pixel (with --upsample "
       "bilinear, StyleGAN2's resampling) (default %(default)s)")
+    a("--head-norm", default="auto", choices=["auto", "on", "off"], help="on: the encoder's last layer reads its "
+      "features normalised per image, scaled down where it is wider than the small preset's, which keeps the full "
+      "preset's KL bounded on photographs (docs/TRAINING.md); auto: on for the full preset (default %(default)s; "
+      "official off)")
     a("--epochs", type=int, default=540, help="epochs to train in all, counting resumed ones (default %(default)s; "
       "official 400)")
     a("--batch-size", type=int, default=6, help="images per step and process (default %(default)s)")
@@ -272,12 +278,13 @@ def resumed(args, given, saved, source):
                        "not more epochs")
     cfg = ModelConfig.from_dict(saved["config"])
     shape = {"preset": saved["args"]["preset"], "image_size": cfg.image_size, "z_dim": cfg.z_dim,
-             "upsample": cfg.upsample, "downsample": cfg.downsample}
-    changed = [f"--{k.replace('_', '-')} {given[k]}" for k, v in shape.items() if k in given and given[k] != v]
+             "upsample": cfg.upsample, "downsample": cfg.downsample,
+             "head_norm": "on" if cfg.head_norm else "off"}
+    changed = [f"--{k.replace('_', '-')} {given[k]}" for k, v in shape.items() if given.get(k, v) not in (v, "auto")]
     if changed:
         raise RunError(f"{', '.join(changed)}: the run in {folder} is a {shape['preset']} model, "
                        f"{cfg.image_size}px, z_dim {cfg.z_dim}, {cfg.upsample} upsampling, {cfg.downsample} "
-                       "downsampling; --resume cannot change its shape")
+                       f"downsampling, head norm {shape['head_norm']}; --resume cannot change its shape")
     return args, cfg
 
 
@@ -290,7 +297,8 @@ def start(args, given):
             args, cfg = resumed(args, given, saved, source)
         else:
             try:
-                cfg = preset_config(args.preset, args.image_size, args.z_dim, args.upsample, args.downsample)
+                cfg = preset_config(args.preset, args.image_size, args.z_dim, args.upsample, args.downsample,
+                                    {"auto": None, "on": True, "off": False}[args.head_norm])
             except ValueError as err:
                 raise RunError(str(err))
         run.prepare(args, cfg, given, saved, source)

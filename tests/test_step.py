@@ -43,9 +43,9 @@ def test_fast_step_equals_reference(method, c, options):
         assert torch.allclose(ref[2][k], fast[2][k], rtol=1e-6, atol=1e-9), k  # lerp vs mul-add
 
 
-def test_fast_step_equals_reference_with_anti_aliased_resampling():
+def test_fast_step_equals_reference_with_anti_aliased_resampling_and_the_head_norm():
     torch.manual_seed(0)
-    cfg = preset_config("tiny", upsample="bilinear", downsample="blur")
+    cfg = preset_config("tiny", upsample="bilinear", downsample="blur", head_norm=True)
     model = build_model(cfg).double()
     x = torch.rand(4, 3, 64, 64, dtype=torch.float64)
     noise = {k: v.double() for k, v in draw_noise(4, cfg.z_dim, torch.Generator().manual_seed(1), "cpu",

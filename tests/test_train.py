@@ -13,7 +13,7 @@ import torch
 import train
 from checkpoint import load_model, safe_load, save_atomic
 from conftest import board, series
-from models import build_model, preset_config
+from models import ModelConfig, build_model, preset_config
 from trainer import Trainer
 
 TINY = ["--preset", "tiny", "--log-every", "1", "--finish-steps", "0"]  # (finishing: its own tests)
@@ -183,24 +183,26 @@ def test_resume_refuses_flags_that_the_saved_run_makes_meaningless(tmp_path, ima
     for flags, message in ((["--feature-weight", "4"], "not of --rec-loss mse: the run in {run} was saved so"),
                            (["--beta-neg", "auto"], "which --method vae does not have: the run in {run} was saved so"),
                            (["--z-dim", "16", "--preset", "tiny", "--image-size", "128", "--upsample", "bilinear",
-                             "--downsample", "blur"],
-                            "--image-size 128, --z-dim 16, --upsample bilinear, --downsample blur: the run in {run} is a "
-                            "tiny model, 64px, z_dim 32, nearest upsampling, average downsampling; --resume cannot "
-                            "change its shape")):
+                             "--downsample", "blur", "--head-norm", "on"],
+                            "--image-size 128, --z-dim 16, --upsample bilinear, --downsample blur, --head-norm on: the "
+                            "run in {run} is a tiny model, 64px, z_dim 32, nearest upsampling, average downsampling, "
+                            "head norm off; --resume cannot change its shape")):
         assert train.main(["--out", str(run), "--resume", "--epochs", "2", *flags]) == 1
         assert message.format(run=run) in capsys.readouterr().err
         assert (run / "checkpoint.pt").read_bytes() == saved
 
 
-def test_the_resampling_is_part_of_the_saved_model(tmp_path, images12):
-    """--upsample bilinear and --downsample blur change no weight, only how the networks use them: model.pt must
-    rebuild them so."""
+def test_the_resampling_and_the_head_norm_are_part_of_the_saved_model(tmp_path, images12):
+    """--upsample bilinear, --downsample blur and --head-norm on change no weight, only how the networks use them:
+    model.pt must rebuild them so."""
     run = tmp_path / "run"
     assert train.main(["--data", str(images12), "--epochs", "1", "--out", str(run), *TINY, "--upsample", "bilinear",
-                       "--downsample", "blur"]) == 0
+                       "--downsample", "blur", "--head-norm", "on"]) == 0
     model = load_model(run / "model.pt")
-    assert (model.config.upsample, model.config.downsample) == ("bilinear", "blur")
-    official = build_model(replace(model.config, upsample="nearest", downsample="average")).eval()
+    assert (model.config.upsample, model.config.downsample, model.config.head_norm) == ("bilinear", "blur", True)
+    before = {k: v for k, v in model.config.to_dict().items() if k != "head_norm"}  # a run saved before the flag
+    assert ModelConfig.from_dict(before).head_norm is False
+    official = build_model(replace(model.config, upsample="nearest", downsample="average", head_norm=False)).eval()
     official.load_state_dict(model.state_dict())
     z, x = torch.randn(2, model.config.z_dim), torch.rand(2, 3, 64, 64)
     with torch.no_grad():
