@@ -18,8 +18,8 @@ the run's reconstruction term (squared error, with the encoder-feature distance 
 error pays little for a missing star, a few pixels of a sky; weighed by the original's local contrast, a
 star 0.5 above its sky counts about 80 times at the default W = 160. The codes do not move, so the latent
 map, the walks and the samples keep their places; what changes is what the decoder draws from each code.
-docs/STUDY.md, "Finishing the decoder", measures it on the shipped run (saves/fantasy/model.pt); the shipped
-saves/fantasy/finished.pt is its output with these defaults.
+docs/STUDY.md, "Finishing the decoder", measures it on the shipped run; the shipped saves/fantasy/model.pt is
+that run after this script with these defaults.
 """
 import argparse
 import itertools

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent
-SHIPPED = "saves/fantasy/finished.pt"  # the shipped model: what the user's own run is set beside
+SHIPPED = "saves/fantasy/model.pt"  # the shipped model: what the user's own run is set beside
 INTERRUPTED = 130  # train.py's exit code when a signal stopped it after saving
 
 

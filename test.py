@@ -1,10 +1,10 @@
 """Evaluate a trained model: a 2-D map of its latent space, reconstructions, samples and their quality.
 
     python test.py --model runs/fantasy/model.pt --out runs/fantasy/test   # a model you trained
-    python test.py --out imgs    # the shipped saves/fantasy/finished.pt, and the README's figures redrawn
+    python test.py --out imgs    # the shipped saves/fantasy/model.pt, and the README's figures redrawn
 
-Without --model it evaluates the shipped saves/fantasy/finished.pt (the shipped run's model.pt after
-finish.py), without --out it writes to runs/test.
+Without --model it evaluates the shipped saves/fantasy/model.pt (the shipped run, its decoder finished),
+without --out it writes to runs/test.
 
 The figures go into the folder --out: space_viz.png (the map), reconstructions.png and
 samples_nearest.png; with --out NAME.png the map is NAME.png and the other figures go beside it.
@@ -96,7 +96,7 @@ DEMO, HELDOUT, HELDOUT_SEED = Path("data/fantasy"), Path("data/fantasy_heldout")
 def parse_args(argv=None):
     p = Parser(prog="test.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
-    a("--model", default="saves/fantasy/finished.pt",
+    a("--model", default="saves/fantasy/model.pt",
       help="model.pt written by train.py or finish.py (default %(default)s)")
     a("--data", default=str(DEMO), help="folder of training images to encode, searched recursively "
       "(default %(default)s)")
