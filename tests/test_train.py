@@ -12,7 +12,7 @@ import torch
 
 import train
 from checkpoint import load_model, safe_load, save_atomic
-from conftest import board, series
+from conftest import ROOT, board, series
 from models import ModelConfig, build_model, preset_config
 from trainer import Trainer
 
@@ -284,6 +284,21 @@ def test_official_puts_back_the_official_settings():
     assert (args.beta_neg, args.tanh, args.beta_kl) == (64.0, "as-only", 1.0)  # flags given beside it win
     hp = Trainer(args, preset_config("tiny"), torch.device("cpu"), world=1).hp
     assert (hp.beta_rec, hp.beta_kl, hp.gamma_r, hp.method) == (0.5, 1.0, 1e-8, "as")
+
+
+def test_the_shipped_model_is_what_train_py_trains_with_no_flags():
+    """saves/fantasy/model.pt, the one model shipped, is what `python train.py` writes: the network, the settings
+    and the epochs of today's defaults, its decoder finished by the default finishing. A default changed
+    without training the shipped model again fails here."""
+    model = load_model(ROOT / "saves/fantasy/model.pt")
+    args, _ = train.parse_args([])
+    assert model.config == preset_config(args.preset, args.image_size, args.z_dim, args.upsample, args.downsample)
+    settings = ("data", "preset", "method", "tanh", "beta_rec", "beta_kl", "beta_adv", "augment", "fakes", "rec_loss",
+                "feature_weight", "ema_decay")
+    assert {k: model.meta[k] for k in settings} == {k: getattr(args, k) for k in settings}
+    assert model.meta["epoch"] == args.epochs
+    assert (model.meta["finished"]["steps"], model.meta["finished"]["contrast_weight"]) == \
+        (args.finish_steps, args.finish_weight)
 
 
 def test_the_default_schedule_scales_with_the_epochs():
