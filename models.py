@@ -31,6 +31,7 @@ class ModelConfig:
     upsample: str = "nearest"  # the decoder's x2 upsamplings: nearest (official) or bilinear
     downsample: str = "average"  # the encoder's /2 poolings: average (official) or blur
     head_norm: bool = False  # the encoder's last layer reads features normalised per image (not official)
+    critic: bool = False  # the encoder also scores images as ACAI's critic does (--acai; not official)
 
     def __post_init__(self):
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -62,7 +63,8 @@ PRESETS = {
 }
 
 
-def preset_config(name, image_size=None, z_dim=None, upsample="nearest", downsample="average", head_norm=None):
+def preset_config(name, image_size=None, z_dim=None, upsample="nearest", downsample="average", head_norm=None,
+                  critic=False):
     """The ModelConfig of a preset; image size 128 keeps the first five widths, 64 the first four. head_norm None:
     on where the encoder's last layer reads more than HEAD_BASE_FEATURES features (the full preset)."""
     base, mult, default_size, default_z = PRESETS[name]
@@ -74,7 +76,7 @@ def preset_config(name, image_size=None, z_dim=None, upsample="nearest", downsam
     if head_norm is None:
         head_norm = widths[-1] * 4 * 4 > HEAD_BASE_FEATURES
     return ModelConfig(image_size=image_size, z_dim=z_dim or default_z, widths=widths, upsample=upsample,
-                       downsample=downsample, head_norm=head_norm)
+                       downsample=downsample, head_norm=head_norm, critic=critic)
 
 
 class ResidualBlock(nn.Module):
@@ -124,8 +126,12 @@ class Encoder(nn.Module):
         self.main = nn.Sequential(*layers)
         self.fc = nn.Linear(w[-1] * 4 * 4, 2 * cfg.z_dim)
         self.head_gain = min(1.0, HEAD_BASE_FEATURES / self.fc.in_features) if cfg.head_norm else None
+        # --acai: how far between two images' codes the code of a decoded image lay, read from the same features
+        self.critic = nn.Linear(self.fc.in_features, 1) if cfg.critic else None
 
-    def forward(self, x):  # x: (B, 3, S, S) in [0, 1]
+    def forward(self, x, critic=False):  # x: (B, 3, S, S) in [0, 1]
+        """The posterior's mu and logvar, (B, z_dim) each; critic: instead, ACAI's critic's guess for each image of
+        where between two codes the code it was decoded from lay, (B,) (0: a real image; --acai)."""
         h = self.main(x).flatten(1)  # (B, c_last * 4 * 4)
         if self.head_gain:
             # An Adam step moves each weight of fc by about lr, so an image's logvar by up to lr times the sum of
@@ -135,7 +141,9 @@ class Encoder(nn.Module):
             # to the same, and a wider head moves its outputs no faster than the 2,048-feature head that was
             # measured stable (muP's output-layer scaling). docs/ALGORITHM.md, Networks.
             h = self.head_gain * F.rms_norm(h, h.shape[1:], eps=1e-6)
-        mu, logvar = self.fc(h).chunk(2, dim=1)  # (B, z_dim) each
+        if critic:
+            return self.critic(h).squeeze(1)
+        mu, logvar = self.fc(h).chunk(2, dim=1)
         return mu, logvar
 
     def features(self, x, stages=FEATURE_STAGES):

@@ -34,6 +34,9 @@ from models import reparameterize
 # train.py's --finish-steps and --finish-weight, finish.py's --steps and --contrast-weight), Adam's learning rate
 # (train.py's --lr) and the images per step.
 FINISH_STEPS, FINISH_WEIGHT, FINISH_LR, FINISH_BATCH = 600, 160.0, 2e-4, 16
+# --acai: ACAI's critic also sees real images blended with their reconstructions, this much of the real image, and
+# must score them 0 (Berthelot et al. 2019: it keeps the critic's guesses from resting on reconstruction artefacts)
+ACAI_BLEND = 0.2
 
 
 @dataclass
@@ -55,6 +58,7 @@ class Hyper:
     rec_loss: str = "mse"  # real images' reconstruction term: "mse" (R), "ffl" (R + focal frequency loss) or
     #                        "features" (R, plus the encoder-feature distance in the decoder update)
     feature_weight: float = 1.0  # with rec_loss "features": the weight of the feature distance beside R
+    acai: float = 0.0  # weight of ACAI's critic terms in both updates (--acai); 0: none, as the official code
     contrast_weight: float = 0.0  # L_rec weighs each pixel's squared error by 1 + this times the real image's contrast
     probe: bool = False  # fast step: also measure the decoder's gradient from each part of L_D (a logged step)
 
@@ -76,10 +80,11 @@ def fake_sources(fakes):
     return sources
 
 
-def draw_noise(batch, z_dim, generator, device, augment=False, fakes="prior"):
+def draw_noise(batch, z_dim, generator, device, augment=False, fakes="prior", acai=False):
     """Every random number of one step, drawn up front: n, eps for each reparameterisation, with augment the
-    augmentations of the real, rec and fake images the encoder judges, and what the fakes' sources need: t, where
-    on a mix or an arc a fake lies, w, the weights of a fitted code."""
+    augmentations of the real, rec and fake images the encoder judges, what the fakes' sources need: t, where
+    on a mix or an arc a fake lies, w, the weights of a fitted code, and with acai a ~ U(0, 1/2), where the mix that
+    ACAI's critic scores lies."""
     names = ("n", "eps", "eps_r", "eps_f", "eps_dr", "eps_df")  # eps_dr, eps_df: the decoder's L_rr, L_fr
     noise = {k: torch.randn(batch, z_dim, generator=generator, device=device) for k in names}
     if augment:
@@ -89,6 +94,8 @@ def draw_noise(batch, z_dim, generator, device, augment=False, fakes="prior"):
         noise["t"] = torch.rand(batch, 1, generator=generator, device=device)
     if "fitted" in sources:
         noise["w"] = torch.randn(batch, batch, generator=generator, device=device)
+    if acai:
+        noise["a"] = 0.5 * torch.rand(batch, 1, generator=generator, device=device)
     return noise
 
 
@@ -107,15 +114,29 @@ def encode(E, x):
     return full(mu), full(logvar)
 
 
-def fake_codes(E, x, noise, hp):
+def real_means(E, x):
+    """The real images' codes: their posterior means from the encoder as it is before this step's update."""
+    with torch.no_grad():
+        return full(bare(E)(x)[0])
+
+
+def game_codes(E, x, noise, hp):
+    """The codes the game decodes: the fakes' (fake_codes), and with --acai the mixes that ACAI's critic scores
+    (else None): the point a of the way from each real image's code to the next one's."""
+    if not hp.acai:
+        return fake_codes(E, x, noise, hp), None
+    mu = real_means(E, x)
+    return fake_codes(E, x, noise, hp, mu), codes.mix(mu, mu.roll(1, 0), noise["a"])
+
+
+def fake_codes(E, x, noise, hp, mu=None):
     """The codes the fakes are decoded from: each source of --fakes (FAKES) gives an equal share of the batch, in
-    order. The real images' codes are their posterior means from the encoder as it is before this step's update,
-    without gradient; a mix or an arc joins each to the next one's."""
+    order. Every source but the prior starts from the real images' codes mu (real_means, unless given); a mix or an
+    arc joins each to the next one's."""
     sources = fake_sources(hp.fakes)
     if sources == ["prior"]:
         return noise["n"]
-    with torch.no_grad():
-        mu = full(bare(E)(x)[0])
+    mu = real_means(E, x) if mu is None else mu
     made = {"prior": lambda: noise["n"], "mix": lambda: codes.mix(mu, mu.roll(1, 0), noise["t"]),
             "arc": lambda: codes.arc(mu, mu.roll(1, 0), noise["t"]), "fitted": lambda: codes.fitted(mu, noise["w"])}
     rows = torch.arange(len(x), device=x.device).tensor_split(len(sources))
@@ -151,8 +172,9 @@ def as_term(mu_a, lv_a, mu_b, lv_b, c, reduction):
     return as_distance(mu_a, lv_a, mu_b, lv_b, reduction)
 
 
-def encoder_objective(E, D, x, fake, noise, hp, c):
-    """Steps 2-6 of the encoder update: L_E and the logged terms.
+def encoder_objective(E, D, x, fake, noise, hp, c, mixed=None):
+    """Steps 2-6 of the encoder update: L_E and the logged terms; with --acai, ACAI's critic learns on the decoded
+    mixes `mixed` (as fake, without the decoder's graph).
 
     rec = D(z) runs through D as given (the fast step reuses its graph for the decoder update); the
     other decoder passes run outside DistributedDataParallel, since they never update D.
@@ -187,12 +209,19 @@ def encoder_objective(E, D, x, fake, noise, hp, c):
         kl_aug = kl_divergence(*encode(E, judged(x, noise, "x", hp))).mean()
         loss = loss + hp.scale * hp.beta_kl * kl_aug
         stats.update(loss_e=loss, kl_real_aug=kl_aug)
+    if hp.acai:  # the critic guesses where between two codes each mix lay, and 0 for real images and blends of them
+        blend = ACAI_BLEND * x + (1 - ACAI_BLEND) * rec.detach()
+        l_critic = ((full(E(mixed, critic=True)) - noise["a"].squeeze(1)) ** 2).mean() \
+            + (full(E(blend, critic=True)) ** 2).mean()
+        loss = loss + hp.acai * l_critic
+        stats.update(loss_e=loss, critic=l_critic)
     return loss, z, rec, _detached(stats)
 
 
-def decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=False):
+def decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=False, mixed=None):
     """Steps 1-5 of the decoder update given fake = D(n) and rec = D(z): L_D, its reconstruction part
-    s beta_rec L_rec, and the logged terms (with the fraction of saturated posterior coordinates).
+    s beta_rec L_rec, and the logged terms (with the fraction of saturated posterior coordinates). With --acai,
+    mixed = D(m), the decoded mixes, which ACAI's critic should take for real images.
 
     literal: compute L_rr and L_fr even when gamma_r = 0 (the reference computes every term).
     """
@@ -220,6 +249,9 @@ def decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=False):
     dist = as_term(mu_r, lv_r, mu_f, lv_f, c, "mean")
     beta_adv = hp.beta_kl if hp.beta_adv is None else hp.beta_adv
     loss = decoder_loss(l_rec, k_r, k_f, dist, hp.beta_rec, beta_adv, c, hp.scale, hp.gamma_r, l_rr, l_fr)
+    if hp.acai:  # ACAI: the decoder draws mixes that the critic scores as real images, 0
+        stats["acai"] = (full(bare(E)(mixed, critic=True)) ** 2).mean()
+        loss = loss + hp.acai * stats["acai"]
     return loss, rec_part, _detached(dict(loss_d=loss, kl_rec=k_r, kl_fake=k_f, dist_d=dist, **stats))
 
 
@@ -230,13 +262,14 @@ def _set_requires_grad(module, flag):
 
 def reference_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     """The literal iteration of the spec: encoder update, decoder update, EMA, each pass as written."""
-    n = fake_codes(E, x, noise, hp) if hp.method != "vae" else None
+    n, m = game_codes(E, x, noise, hp) if hp.method != "vae" else (None, None)
     # Encoder update: decoder parameters frozen.
     _set_requires_grad(E, True)
     _set_requires_grad(D, False)
     with torch.no_grad():
-        fake = bare(D)(n) if hp.method != "vae" else None
-    loss_e, z, _, stats = encoder_objective(E, D, x, fake, noise, hp, c)
+        fake = bare(D)(n) if n is not None else None
+        mixed = bare(D)(m) if m is not None else None
+    loss_e, z, _, stats = encoder_objective(E, D, x, fake, noise, hp, c, mixed)
     opt_e.zero_grad(set_to_none=True)
     loss_e.backward()
     opt_e.step()
@@ -244,9 +277,10 @@ def reference_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     # Decoder update: encoder parameters frozen.
     _set_requires_grad(E, False)
     _set_requires_grad(D, True)
-    fake = D(n) if hp.method != "vae" else None
+    fake = D(n) if n is not None else None
+    mixed = D(m) if m is not None else None
     rec = D(z.detach())
-    loss_d, _, stats_d = decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=True)
+    loss_d, _, stats_d = decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=True, mixed=mixed)
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     opt_d.step()
@@ -264,10 +298,12 @@ def fast_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     capturing = x.device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
     autocast = torch.autocast(x.device.type, torch.bfloat16, enabled=hp.bf16, cache_enabled=not capturing)
     with autocast:
-        # fake keeps the decoder's graph: the decoder update backpropagates through it
-        fake = full(D(fake_codes(E, x, noise, hp))) if hp.method != "vae" else None
+        # fake and mixed keep the decoder's graph: the decoder update backpropagates through them
+        n, m = game_codes(E, x, noise, hp) if hp.method != "vae" else (None, None)
+        fake = full(D(n)) if n is not None else None
+        mixed = full(D(m)) if m is not None else None
         # Encoder update: gradients flow through D to E, but only E's parameters receive them.
-        loss_e, _, rec, stats = encoder_objective(E, D, x, _detach(fake), noise, hp, c)
+        loss_e, _, rec, stats = encoder_objective(E, D, x, _detach(fake), noise, hp, c, _detach(mixed))
     opt_e.zero_grad(set_to_none=True)
     loss_e.backward(inputs=list(bare(E).parameters()), retain_graph=True)  # D(z)'s graph is reused below
     opt_e.step()
@@ -276,7 +312,7 @@ def fast_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     # Decoder update: D's weights are unchanged, so fake and rec are the same tensors the spec recomputes.
     # The updated encoder runs on them; only D's parameters receive gradients.
     with autocast:
-        loss_d, rec_part, stats_d = decoder_objective(E, D, x, fake, rec, noise, hp, c)
+        loss_d, rec_part, stats_d = decoder_objective(E, D, x, fake, rec, noise, hp, c, mixed=mixed)
     params = list(bare(D).parameters())
     opt_d.zero_grad(set_to_none=True)
     if hp.probe:  # what drives the decoder: the gradient of its reconstruction part, apart from the rest

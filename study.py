@@ -97,6 +97,10 @@ CONFIGS = {
     # a prior the codes can keep: their KL weighed more, the decoder's adversarial weight left at the base's 0.1
     "kl0.5": ["--beta-kl", "0.5", "--beta-adv", "0.1"],
     "kl1": ["--beta-kl", "1", "--beta-adv", "0.1"],
+    # on a CPU without bf16: the base in float32, and ACAI's interpolation critic beside it, its weight ACAI's 0.5 for
+    # images in [-1, 1] carried to ours in [0, 1], whose squared errors are a quarter of those
+    "base-fp32": ["--precision", "fp32"],
+    "acai-fp32": ["--acai", "0.125", "--precision", "fp32"],
 }
 # stage -> (train.py flags, base); 13 steps of 6 images make an epoch of the 80 demo images
 STAGES = {"screen": (["--preset", "small", "--image-size", "128", "--epochs", "80"], OFFICIAL_BASE),  # 1,040 steps

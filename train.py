@@ -29,6 +29,7 @@ grids, signals) runfolder.py's.
 """
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -49,11 +50,11 @@ from step import FAKES, FINISH_BATCH, FINISH_STEPS, FINISH_WEIGHT, fake_sources,
 OFFICIAL = {"epochs": 400, "lr_drop_epoch": 350, "beta_rec": 0.5, "beta_kl": 1.0, "beta_adv": None, "beta_neg": 256.0,
             "gamma_r": 1e-8, "tanh": "all", "method": "as", "vae_epochs": 0, "augment": 0.0, "rec_loss": "mse",
             "fakes": "prior", "ema_decay": 0.999, "finish_steps": 0,
-            "head_norm": "off"}
+            "head_norm": "off", "acai": 0.0}
 # What a checkpoint written before a flag existed ran with (--resume keeps it): the official behaviour.
 BEFORE_FLAG = {"vae_epochs": 0, "beta_adv": None, "tanh": "all", "augment": 0.0, "rec_loss": "mse", "fakes": "prior",
                "feature_weight": 1.0, "contrast_weight": 0.0, "finish_steps": 0,
-               "head_norm": "off"}
+               "head_norm": "off", "acai": 0.0}
 
 
 class Interrupted(Exception):
@@ -121,6 +122,10 @@ def parse_args(argv=None):
     a("--fakes", default="prior", type=fakes_value, help="where the codes of the fakes come from: "
       + "; ".join(f"{k}: {v}" for k, v in FAKES.items()) + "; sources joined by + (prior+mix) share the batch "
       "equally (default %(default)s)")
+    a("--acai", type=float, default=0.0, help="weight of an interpolation critic in the game (ACAI, Berthelot et al. "
+      "2019): in the introspective steps the encoder also learns to guess, from a decoded mix of two real images' "
+      "codes, how far between them it lay, and the decoder to draw mixes that it takes for real images; the encoder "
+      "grows a one-output head for it (default %(default)s: none, official; one process only)")
     a("--rec-loss", default="features", choices=["mse", "ffl", "features"], help="reconstruction term of real "
       "images: mse: the squared error R; ffl: R plus the focal frequency loss; features: R plus, in the decoder "
       "update, the distance in the encoder's first feature maps (default %(default)s; official mse)")
@@ -192,7 +197,7 @@ def impossible(args, given):
     for k in ("lr", "beta_rec"):
         if not 0 < getattr(args, k) < math.inf:
             yield f"--{k.replace('_', '-')} must be a positive number, got {getattr(args, k)}"
-    for k in ("beta_kl", "gamma_r", "feature_weight", "contrast_weight", "finish_weight"):
+    for k in ("beta_kl", "gamma_r", "feature_weight", "contrast_weight", "finish_weight", "acai"):
         if not 0 <= getattr(args, k) < math.inf:
             yield f"--{k.replace('_', '-')} must be 0 or a positive number, got {getattr(args, k)}"
     if args.beta_adv is not None and not 0 <= args.beta_adv < math.inf:
@@ -228,6 +233,10 @@ def conflicts(args, given):
         yield "--beta-neg auto reads the fake terms, which --method vae does not have"
     if "finish_weight" in given and not args.finish_steps:
         yield "--finish-weight weighs the finishing's error, which --finish-steps 0 leaves out"
+    if args.acai and args.method == "vae":
+        yield "--acai weighs a term of the introspective game, which --method vae does not play"
+    if args.acai and int(os.environ.get("WORLD_SIZE", 1)) > 1:  # the critic's head idles in the VAE epochs, which DDP refuses
+        yield "--acai trains in one process only"
 
 
 def official_flag(key, value):
@@ -285,6 +294,9 @@ def resumed(args, given, saved, source):
         raise RunError(f"{', '.join(changed)}: the run in {folder} is a {shape['preset']} model, "
                        f"{cfg.image_size}px, z_dim {cfg.z_dim}, {cfg.upsample} upsampling, {cfg.downsample} "
                        f"downsampling, head norm {shape['head_norm']}; --resume cannot change its shape")
+    if args.acai and not cfg.critic:  # a run with a critic may go on without it (--acai 0), not the other way
+        raise RunError(f"--acai {args.acai:g}: the run in {folder} was started without --acai, so its encoder has "
+                       "no critic head; --resume cannot add one")
     return args, cfg
 
 
@@ -298,7 +310,7 @@ def start(args, given):
         else:
             try:
                 cfg = preset_config(args.preset, args.image_size, args.z_dim, args.upsample, args.downsample,
-                                    {"auto": None, "on": True, "off": False}[args.head_norm])
+                                    {"auto": None, "on": True, "off": False}[args.head_norm], critic=args.acai > 0)
             except ValueError as err:
                 raise RunError(str(err))
         run.prepare(args, cfg, given, saved, source)

@@ -45,7 +45,7 @@ class Trainer:
         self.hp = Hyper(args.beta_kl, args.beta_rec, initial_beta_neg(args), args.gamma_r, image_scale(cfg.image_size),
                         args.method, args.ema_decay, bf16=fast and use_bf16(args.precision, device), tanh=args.tanh,
                         beta_adv=args.beta_adv, augment=args.augment, rec_loss=args.rec_loss, fakes=args.fakes,
-                        feature_weight=args.feature_weight, contrast_weight=args.contrast_weight)
+                        feature_weight=args.feature_weight, contrast_weight=args.contrast_weight, acai=args.acai)
         # --beta-neg START:END; it ends when beta_neg is set otherwise (control.json, a recovery)
         self.schedule = args.beta_neg if isinstance(args.beta_neg, tuple) else None
         self.step_fn = graphs.GraphedStep() if captured else fast_step if fast else reference_step
@@ -64,7 +64,7 @@ class Trainer:
         """One step; the first vae_steps (--vae-epochs) train a plain VAE, and c(t) and a beta_neg schedule run
         over the introspective steps after them (c(t) over the first c_steps of them, --c-epochs, if given)."""
         noise = draw_noise(x.shape[0], self.cfg.z_dim, self.generator, self.device, augment=self.args.augment > 0,
-                           fakes=self.args.fakes)
+                           fakes=self.args.fakes, acai=self.args.acai > 0)
         self.hp.method = "vae" if self.step < vae_steps else self.args.method
         t, total = max(self.step - vae_steps, 0), total_steps - vae_steps
         c = transition_coefficient(t, c_steps or total, self.args.method)
