@@ -18,7 +18,7 @@ from latent import tile
 
 EVENTS = "events.out.tfevents.*"  # the names of event files
 # TensorBoard groups the charts by the part of a tag before its "/"
-GROUPS = {"loss": "rec loss_e loss_d exp_elbo_r exp_elbo_f dist_e dist_d loss_finish",
+GROUPS = {"loss": "rec loss_e loss_d exp_elbo_r exp_elbo_f dist_e dist_d critic acai loss_finish",
           "kl": "kl_real kl_rec kl_fake diff_kl",
           "decoder": "grad_rec grad_adv sat_rec sat_fake", "run": "beta_neg c epoch img_per_s"}
 TAGS = {name: f"{group}/{name}" for group, names in GROUPS.items() for name in names.split()}

@@ -13,8 +13,9 @@ from matplotlib.ticker import ScalarFormatter  # noqa: E402
 from latent import grid_figure  # noqa: E402
 
 COLUMNS = ["step", "epoch", "loss_e", "loss_d", "rec", "kl_real", "kl_fake", "kl_rec", "diff_kl", "exp_elbo_r",
-           "exp_elbo_f", "dist_e", "dist_d", "grad_rec", "grad_adv", "sat_rec", "sat_fake", "beta_neg", "c",
-           "loss_finish", "img_per_s", "event"]  # loss_finish: the finishing's loss, after the epochs
+           "exp_elbo_f", "dist_e", "dist_d", "critic", "acai", "grad_rec", "grad_adv", "sat_rec", "sat_fake", "beta_neg", "c",
+           "loss_finish", "img_per_s", "event"]  # loss_finish: the finishing's loss, after the epochs; critic, acai:
+#                                                  ACAI's terms of the encoder and the decoder (--acai)
 
 
 class History:

@@ -24,14 +24,15 @@ def run(step_fn, model, x, noise, hp, c, memory_format):
     ("as", 0.6, {"augment": 0.5}), ("as", 0.6, {"rec_loss": "ffl"}), ("soft", 1.0, {"rec_loss": "features"}),
     ("as", 0.3, {"beta_adv": 2.0, "tanh": "as-only"}), ("soft", 1.0, {"fakes": "mix"}),
     ("as", 0.6, {"fakes": "prior+arc"}), ("as", 0.6, {"fakes": "fitted+mix", "tanh": "as-only"}),
-    ("vae", 1.0, {"rec_loss": "features"}), ("as", 0.6, {"rec_loss": "features", "contrast_weight": 40.0})])
+    ("vae", 1.0, {"rec_loss": "features"}), ("as", 0.6, {"rec_loss": "features", "contrast_weight": 40.0}),
+    ("as", 0.6, {"acai": 0.5}), ("soft", 1.0, {"acai": 0.1, "fakes": "prior+mix", "rec_loss": "features"})])
 def test_fast_step_equals_reference(method, c, options):
     torch.manual_seed(0)
-    cfg = preset_config("tiny")
+    cfg = preset_config("tiny", critic="acai" in options)
     model = build_model(cfg)
     x = torch.rand(4, 3, 64, 64)
     noise = draw_noise(4, cfg.z_dim, torch.Generator().manual_seed(1), "cpu", augment="augment" in options,
-                       fakes=options.get("fakes", "prior"))
+                       fakes=options.get("fakes", "prior"), acai="acai" in options)
     hp = Hyper(1.0, 0.5, 256.0, 0.0, image_scale(64), method, **options)
     ref = run(reference_step, model, x, noise, hp, c, torch.contiguous_format)
     fast = run(fast_step, model, x, noise, hp, c, torch.contiguous_format)
@@ -181,3 +182,27 @@ def test_mixed_fakes_are_decoded_from_points_between_two_real_codes():
 def test_unknown_or_repeated_fake_sources_are_refused(fakes):
     with pytest.raises(ValueError, match="--fakes takes sources among prior, mix, arc, fitted"):
         draw_noise(6, 32, torch.Generator(), "cpu", fakes=fakes)
+
+
+def test_acai_adds_its_weighted_terms_and_trains_the_critic_head_in_the_encoder_update_only():
+    torch.manual_seed(0)
+    cfg = preset_config("tiny", critic=True)
+    model = build_model(cfg)
+    x = torch.rand(4, 3, 64, 64)
+    noise = draw_noise(4, cfg.z_dim, torch.Generator().manual_seed(1), "cpu", acai=True)
+    assert 0 <= noise["a"].min() and noise["a"].max() <= 0.5  # ACAI's mixes lie up to halfway to the other code
+
+    def step(weight):
+        return run(fast_step, model, x, noise, Hyper(0.1, 1.0, 256.0, 0.0, image_scale(64), acai=weight), 0.5,
+                   torch.contiguous_format)
+
+    (plain, plain_weights, _), (stats, weights, _) = step(0.0), step(0.5)
+    # the critic's terms: its squared error on the mixes' positions and on real images blended with their
+    # reconstructions (target 0) in L_E, the squared scores of the mixes in L_D, each times the weight
+    assert stats["loss_e"].item() == pytest.approx(plain["loss_e"].item() + 0.5 * stats["critic"].item(), rel=1e-5)
+    assert stats["loss_d"].item() == pytest.approx(plain["loss_d"].item() + 0.5 * stats["acai"].item(), rel=1e-5)
+    assert stats["critic"] > 0 and stats["acai"] > 0
+    head = model.encoder.critic.weight
+    assert torch.equal(plain_weights["encoder.critic.weight"], head)  # without the terms it idles
+    assert not torch.equal(weights["encoder.critic.weight"], head)
+    assert model.encoder(x, critic=True).shape == (4,)

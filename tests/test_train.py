@@ -210,6 +210,25 @@ def test_the_resampling_and_the_head_norm_are_part_of_the_saved_model(tmp_path, 
         assert not torch.allclose(model.encoder(x)[0], official.encoder(x)[0], atol=1e-3)
 
 
+def test_acai_trains_a_critic_head_in_the_introspective_epochs_and_resume_cannot_add_one(tmp_path, images12,
+                                                                                       capsys):
+    run, plain = tmp_path / "run", tmp_path / "plain"
+    assert train.main(["--data", str(images12), "--epochs", "2", "--vae-epochs", "1", "--out", str(run), *TINY,
+                       "--acai", "0.5"]) == 0
+    logged = rows(run)
+    assert [bool(r["critic"]) and bool(r["acai"]) for r in logged] == [False, False, True, True]  # the game's epoch
+    assert load_model(run / "model.pt").config.critic  # test.py and the notebook rebuild the encoder with its head
+    assert train.main(["--out", str(run), "--resume", "--epochs", "3", "--acai", "0"]) == 0  # on without the term
+    assert train.main(["--data", str(images12), "--epochs", "1", "--out", str(plain), *TINY]) == 0
+    capsys.readouterr()
+    assert train.main(["--out", str(plain), "--resume", "--epochs", "2", "--acai", "0.5"]) == 1
+    assert capsys.readouterr().err == (f"error: --acai 0.5: the run in {plain} was started without --acai, so its "
+                                       "encoder has no critic head; --resume cannot add one\n")
+    with pytest.raises(SystemExit):  # checked with the other arguments, before anything is done
+        train.main(["--data", str(images12), "--out", str(tmp_path / "vae"), *TINY, "--acai", "1", "--method", "vae"])
+    assert "--acai weighs a term of the introspective game, which --method vae does not play" in capsys.readouterr().err
+
+
 def test_the_moving_average_does_not_change_the_trained_weights(tmp_path, images12):
     """The EMA never enters a step: runs with any decay train the same weights, and with decay 0 the decoder it
     exports is the trained one (docs/STUDY.md compares the two decoders of finished runs on this ground)."""
