@@ -132,7 +132,7 @@ class Encoder(nn.Module):
         # has learned something (measured: with a head initialised like fc and reading h as it is, the training
         # images' reconstruction error jumped tenfold in the first introspective steps, and the run stopped)
         self.critic = nn.Linear(self.fc.in_features, 1) if cfg.critic else None
-        if self.critic:
+        if self.critic is not None:
             nn.init.zeros_(self.critic.weight)
             nn.init.zeros_(self.critic.bias)
 

@@ -251,14 +251,19 @@ def realism_metrics(net, originals, recs, held, generated, floor):
     against the floor images, new real images: a copier of the training images is far from them too. Last, in the
     same features, the data-copying test (realism.copying) of the samples, the middles and the reconstructions
     against the floor images."""
-    def features(x):
-        return realism.embed(net, x)[0]
+    embedded = {}
+
+    def features(x, side=None):
+        """Features of x, or of its thumbnails side x side; each embedded once (the floor is the held-out set when
+        that is the demo's, and its thumbnails serve both the held-out reconstructions and the samples)."""
+        if (id(x), side) not in embedded:
+            embedded[id(x), side] = realism.embed(net, x if side is None else thumbnail(x, side))[0]
+        return embedded[id(x), side]
 
     def references(reference, others, thumbs_of, pick):
         """Distances of the floor images `others` and of the thumbnails of thumbs_of, both indexed by pick."""
         return {"floor": realism.distances(others[pick], reference),
-                **{f"thumb{k}": realism.distances(features(thumbnail(thumbs_of, k))[pick], reference)
-                   for k in REFERENCE_SIDES}}
+                **{f"thumb{k}": realism.distances(features(thumbs_of, k)[pick], reference) for k in REFERENCE_SIDES}}
 
     (train_f, train_p), floor_f, recs_f = realism.embed(net, originals), features(floor), features(recs)
     out = {"reconstructions": {"value": realism.distances(recs_f, train_f),
