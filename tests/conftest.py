@@ -1,12 +1,27 @@
+import importlib.util
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    # each worker holds a core: the tests' tiny work in two threads per worker would put four on two cores
+    torch.set_num_threads(1)
+
+
+def load_test_script():
+    """test.py as a module, loaded from its path: "import test" could find the standard library's test package."""
+    spec = importlib.util.spec_from_file_location("map_script", ROOT / "test.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_images(folder, n, size=(80, 100), seed=0):
@@ -25,6 +40,14 @@ def write_images(folder, n, size=(80, 100), seed=0):
 @pytest.fixture(scope="session")
 def images12(tmp_path_factory):
     return write_images(tmp_path_factory.mktemp("data") / "twelve", 12)
+
+
+@pytest.fixture(scope="session")
+def demo_heldout():
+    """data/fantasy_heldout, made once here for the tests that copy the repository (test.py makes it on first use,
+    15 s, in whatever folder it runs in)."""
+    test_script = load_test_script()
+    return test_script.demo_heldout(ROOT / test_script.HELDOUT)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,5 @@
 """Impossible arguments of train.py, test.py, dataset.py and finish.py: each is refused in one line on stderr with a
 non-zero exit, without a traceback, and those that can be are refused before any work (no run folder made)."""
-import importlib.util
 import re
 import subprocess
 import sys
@@ -11,12 +10,9 @@ import pytest
 import dataset
 import finish
 import train
-from conftest import ROOT
+from conftest import ROOT, load_test_script
 
-# test.py is loaded from its path: "import test" could find the standard library's test package
-_spec = importlib.util.spec_from_file_location("map_script", ROOT / "test.py")
-map_script = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(map_script)
+map_script = load_test_script()
 MAINS = {"train.py": train.main, "test.py": map_script.main, "dataset.py": dataset.main, "finish.py": finish.main}
 
 # script, arguments, what the one line says; in train.py's arguments RUN is a run folder that must not be

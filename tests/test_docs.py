@@ -90,15 +90,15 @@ def git(sandbox, *args):
                           check=True, capture_output=True, text=True).stdout
 
 
-def fresh_copy(sandbox):
-    """What a clone of the repository holds (with the changes not yet committed), as a repository."""
+def fresh_copy(sandbox, heldout):
+    """What a clone of the repository holds (with the changes not yet committed), as a repository, and the held-out
+    demo images (not tracked: test.py makes them on first use, 15 s)."""
     listed = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
     for name in filter(None, listed):
         if (ROOT / name).is_file():
             (sandbox / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, sandbox / name)
-    if (ROOT / "data" / "fantasy_heldout").is_dir():  # test.py makes it on first use (15 s); it is not tracked
-        shutil.copytree(ROOT / "data" / "fantasy_heldout", sandbox / "data" / "fantasy_heldout")
+    shutil.copytree(heldout, sandbox / heldout.relative_to(ROOT))
     git(sandbox, "init", "-q")
     git(sandbox, "add", "-A")
     git(sandbox, "commit", "-q", "-m", "fresh copy")
@@ -120,11 +120,11 @@ def this_python(folder):
     return os.pathsep.join([str(folder), os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
 
-def test_every_documented_command_runs_on_a_fresh_copy(tmp_path):
+def test_every_documented_command_runs_on_a_fresh_copy(tmp_path, demo_heldout):
     found = commands()
     assert len(found) >= 12 and notebook_commands(ROOT / "img_interpolation.ipynb")  # (the notebook's are the README's)
     sandbox, home = tmp_path / "repo", tmp_path / "home"
-    fresh_copy(sandbox)
+    fresh_copy(sandbox, demo_heldout)
     write_images(home / "my_places", 12)
     env = {**os.environ, "HOME": str(home), "MPLCONFIGDIR": matplotlib.get_configdir(),  # (its font cache)
            "OMP_NUM_THREADS": "1", "PATH": this_python(tmp_path / "bin")}  # one thread, as the other tests' commands: faster for tiny work on a busy CPU

@@ -5,7 +5,6 @@ zero bytes, bit flips, text files, an empty file, zip archives with an entry mis
 of another kind or configuration, crafted pickles. Each goes through the loading path that
 `train.py --resume` and `test.py --model` use; one of each kind also goes through the scripts themselves.
 """
-import importlib.util
 import io
 import json
 import os
@@ -18,12 +17,10 @@ import torch
 
 import train
 from checkpoint import CheckpointError, digest, load_model, load_with_fallback, safe_load
-from conftest import ROOT
+from conftest import load_test_script
 
 TINY = ["--preset", "tiny", "--log-every", "1", "--save-every", "1", "--device", "cpu", "--finish-steps", "0"]
-_spec = importlib.util.spec_from_file_location("map_script", ROOT / "test.py")  # not the stdlib's test
-map_script = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(map_script)
+map_script = load_test_script()
 
 
 class Evil:

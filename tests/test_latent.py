@@ -1,5 +1,4 @@
 """test.py, latent.py and img_interpolation.ipynb on a tiny model trained once on generated images."""
-import importlib.util
 import json
 import math
 import shutil
@@ -16,13 +15,10 @@ from skimage.metrics import peak_signal_noise_ratio
 import explorer
 import latent
 from checkpoint import load_model
-from conftest import ROOT, write_images
+from conftest import ROOT, load_test_script, write_images
 from dataset import load_folder
 
-# test.py is loaded from its path: "import test" could find the standard library's test package
-_spec = importlib.util.spec_from_file_location("map_script", ROOT / "test.py")
-map_script = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(map_script)
+map_script = load_test_script()
 
 
 @pytest.fixture(scope="session")
