@@ -217,8 +217,10 @@ def test_acai_trains_a_critic_head_in_the_introspective_epochs_and_resume_cannot
                        "--acai", "0.5"]) == 0
     logged = rows(run)
     assert [bool(r["critic"]) and bool(r["acai"]) for r in logged] == [False, False, True, True]  # the game's epoch
-    assert load_model(run / "model.pt").config.critic  # test.py and the notebook rebuild the encoder with its head
+    model = load_model(run / "model.pt")
+    assert model.config.critic and model.meta["acai"] == 0.5  # test.py and the notebook rebuild its head
     assert train.main(["--out", str(run), "--resume", "--epochs", "3", "--acai", "0"]) == 0  # on without the term
+    assert load_model(run / "model.pt").meta["acai"] == 0  # the meta says how the last epochs were trained
     assert train.main(["--data", str(images12), "--epochs", "1", "--out", str(plain), *TINY]) == 0
     capsys.readouterr()
     assert train.main(["--out", str(plain), "--resume", "--epochs", "2", "--acai", "0.5"]) == 1
@@ -315,6 +317,7 @@ def test_the_shipped_model_is_what_train_py_trains_with_no_flags():
     settings = ("data", "preset", "method", "tanh", "beta_rec", "beta_kl", "beta_adv", "augment", "fakes", "rec_loss",
                 "feature_weight", "ema_decay")
     assert {k: model.meta[k] for k in settings} == {k: getattr(args, k) for k in settings}
+    assert model.meta.get("acai", 0.0) == args.acai  # the shipped model was trained before --acai existed
     assert model.meta["epoch"] == args.epochs
     assert (model.meta["finished"]["steps"], model.meta["finished"]["contrast_weight"]) == \
         (args.finish_steps, args.finish_weight)
