@@ -29,7 +29,6 @@ grids, signals) runfolder.py's.
 """
 import argparse
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -125,7 +124,7 @@ def parse_args(argv=None):
     a("--acai", type=float, default=0.0, help="weight of an interpolation critic in the game (ACAI, Berthelot et al. "
       "2019): in the introspective steps the encoder also learns to guess, from a decoded mix of two real images' "
       "codes, how far between them it lay, and the decoder to draw mixes that it takes for real images; the encoder "
-      "grows a one-output head for it (default %(default)s: none, official; one process only)")
+      "grows a one-output head for it (default %(default)s: none, official)")
     a("--rec-loss", default="features", choices=["mse", "ffl", "features"], help="reconstruction term of real "
       "images: mse: the squared error R; ffl: R plus the focal frequency loss; features: R plus, in the decoder "
       "update, the distance in the encoder's first feature maps (default %(default)s; official mse)")
@@ -235,8 +234,6 @@ def conflicts(args, given):
         yield "--finish-weight weighs the finishing's error, which --finish-steps 0 leaves out"
     if args.acai and args.method == "vae":
         yield "--acai weighs a term of the introspective game, which --method vae does not play"
-    if args.acai and int(os.environ.get("WORLD_SIZE", 1)) > 1:  # the critic's head idles in the VAE epochs, which DDP refuses
-        yield "--acai trains in one process only"
 
 
 def official_flag(key, value):

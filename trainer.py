@@ -36,6 +36,12 @@ class Trainer:
             E = DistributedDataParallel(E, broadcast_buffers=False)
             D = DistributedDataParallel(D, broadcast_buffers=False)
         self.E, self.D = E, D
+        # --acai's critic head idles in the plain VAE epochs and under --acai 0: those steps take a wrapper that finds
+        # unused parameters. The critic's own steps cannot: there the last of the encoder's passes before the
+        # backward (the critic's) does not reach fc, which that wrapper would then take for unused.
+        self.E_idle = E
+        if world > 1 and cfg.critic:
+            self.E_idle = DistributedDataParallel(bare(E), broadcast_buffers=False, find_unused_parameters=True)
         fused = fast and device.type in ("cuda", "cpu")  # one kernel for all tensors instead of a loop
         captured = graphs.wanted(args, device, world)  # the step replayed from CUDA graphs (graphs.py)
         adam = dict(betas=(0.9, 0.999), fused=fused)
@@ -72,7 +78,8 @@ class Trainer:
         if self.schedule:
             self.hp.beta_neg = scheduled_beta_neg(self.schedule, t, total)
         self.hp.probe = (self.step + 1) % self.args.log_every == 0  # gradient norms for the logged row
-        stats = self.step_fn(self.E, self.D, self.ema, self.opt_e, self.opt_d, x, noise, self.hp, c)
+        E = self.E_idle if self.hp.method == "vae" or not self.hp.acai else self.E
+        stats = self.step_fn(E, self.D, self.ema, self.opt_e, self.opt_d, x, noise, self.hp, c)
         self.step += 1
         return stats, c
 
