@@ -87,13 +87,15 @@ def nearest(z, bank):
 
 
 # The laws of random codes (sample_codes). The default draws new codes: by the data-copying test (test.py;
-# docs/STUDY.md, "New places") the samples of the posterior and of the mixes are the training images again, those of
-# the fitted Gaussian as far from every training image as real images no model saw are (though far less realistic).
-LAWS = {"fitted": "the Gaussian fitted to the training codes",
+# docs/STUDY.md, "New places") the samples of the posterior and of the mixes are the training images again; those of
+# the middles and of the fitted Gaussian lie as far from every training image as real images no model saw do, and the
+# middles are the more real of the two (though far less real than those images).
+LAWS = {"middle": "the middle of the great circle between the codes of two random training images",
+        "fitted": "the Gaussian fitted to the training codes",
         "posterior": "the posterior of a random training image (variations of the training images)",
         "mix": "a random point between the codes of two random training images",
         "prior": "z ~ N(0, I)"}
-DEFAULT_LAW = "fitted"
+DEFAULT_LAW = "middle"
 
 
 @torch.no_grad()
@@ -112,6 +114,9 @@ def sample_codes(n, law="prior", z_dim=None, posterior=None, temperature=1.0, se
     posterior: the aggregate posterior, the law of the codes the decoder trained on: the posterior
       N(mu_i, sigma_i^2) of a training image i drawn at random, its spread x temperature. A small beta_kl
       leaves each posterior narrow, so these are close to reconstructions of the training images.
+    middle: the point halfway along the great circle (codes.arc) from the mean of a random training image to that
+      of another: a slerp walk's middle frame, as far from both ends as a walk goes. Temperature does not apply:
+      one pair has one middle (80 images have 3,160 pairs).
     mix: the point t ~ U(0, 1) of the way from the mean of a random training image to that of another
       (codes.mix): the frames of walks, where train.py --fakes mix trains the decoder; temperature x (t - 1/2)
       narrows t around the middle for temperature < 1, away from the two ends, which are training images.
@@ -126,6 +131,9 @@ def sample_codes(n, law="prior", z_dim=None, posterior=None, temperature=1.0, se
     if law == "posterior":
         i = torch.randint(len(mu), (n,), generator=g)
         return mu[i] + torch.exp(0.5 * logvar[i]) * torch.randn(n, mu.shape[1], generator=g) * temperature
+    if law == "middle":
+        i, j = codes.pairs(len(mu), n, g)
+        return codes.arc(mu[i], mu[j], torch.full((n, 1), 0.5))
     if law == "mix":
         i, j = codes.pairs(len(mu), n, g)
         t = 0.5 + (torch.rand(n, 1, generator=g) - 0.5) * temperature

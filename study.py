@@ -283,7 +283,7 @@ def summary(rows):
 
 
 # the sets the newness table shows
-NEW = ("samples mix", "samples fitted", "samples prior", "samples posterior", "middles")
+NEW = ("samples middle", "samples mix", "samples fitted", "samples prior", "samples posterior", "middles")
 
 
 def newness(rows):

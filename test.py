@@ -20,13 +20,13 @@ data/fantasy_heldout, the same generator with another seed, made on first use):
   - PSNR and SSIM of the reconstructions (means over the images), and beside them the same for two
     baselines anyone can compute: each image shrunk to 8x8 (192 numbers, fewer than the 256 of the
     latent code) or 16x16 pixels (768 numbers) by area averaging and blown back up (bicubic);
-  - for random samples D(z) of each law of latent.LAWS (the Gaussian fitted to the training codes, the
-    default; the posterior of a random training image; a random point between two training codes; the prior
-    N(0, I)): the PSNR of each against its nearest
+  - for random samples D(z) of each law of latent.LAWS (the middle of the great circle between two training
+    codes, the default; the Gaussian fitted to the training codes; the posterior of a random training image; a
+    random point between two training codes; the prior N(0, I)): the PSNR of each against its nearest
     training image (high: a copy of a training image; low: something else), and how many distinct
     training images are the nearest of some sample;
   - detail at each scale (realism.py) of the reconstructions, of the thumbnails, of the samples of each
-    law and of the middle frames of walks between training images;
+    law and of the middle frames of straight walks between training images (the middle law's pairs);
   - on the demo domain, how far each of these sets lies from real images: the Fréchet distance and KID
     in the features of realism.py's network, beside real images no run trained on (the floor) and real
     images shrunk to 8x8, 16x16 and 32x32 and blown back up; and the families it assigns to samples.
@@ -218,7 +218,8 @@ def sample_metrics(model, images, law, posterior, seed=0, n=DRAWN):
 
 
 def interpolation_middles(model, mu, n=DRAWN, seed=0):
-    """The middle frames of n walks between random pairs of different training images: D((mu_i + mu_j) / 2)."""
+    """The middle frames of n straight walks between random pairs of different training images, D((mu_i + mu_j) / 2):
+    with the same seed, the pairs of the middle law, whose middles lie on the great circle instead."""
     i, j = codes.pairs(len(mu), n, torch.Generator().manual_seed(seed))
     return decode(model, (mu[i] + mu[j]) / 2)
 
@@ -483,7 +484,7 @@ def save(fig, path):
 
 
 SHOWN_AS = {"reconstructions": "training reconstructions", "heldout_reconstructions": "held-out reconstructions",
-            **{f"thumb{k}": f"{k}x{k} thumbnails" for k in REFERENCE_SIDES}, "middles": "interpolation middles"}
+            **{f"thumb{k}": f"{k}x{k} thumbnails" for k in REFERENCE_SIDES}, "middles": "straight walks' middles"}
 
 
 def report(metrics, k, no_knn, no_realism):

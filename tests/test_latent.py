@@ -15,6 +15,7 @@ from skimage.metrics import peak_signal_noise_ratio
 import explorer
 import latent
 from checkpoint import load_model
+from codes import pairs
 from conftest import ROOT, load_test_script, write_images
 from dataset import load_folder
 
@@ -250,6 +251,12 @@ def test_nearest_pick_and_samples(tmp_path, tiny, images12):
     codes = latent.sample_codes(40, "posterior", posterior=(mu, logvar), temperature=0.0)  # the means themselves
     assert all((mu == z).all(1).any() for z in codes)
     assert latent.sample(model, 4, "fitted", (mu, logvar)).shape == (4, 3, 64, 64)
+    middles = latent.sample_codes(40, "middle", posterior=(mu, logvar))
+    i, j = pairs(len(mu), 40, torch.Generator().manual_seed(0))  # the law's pairs, drawn as it draws them
+    assert torch.allclose(middles, torch.stack([latent.slerp(mu[a], mu[b], 3)[1] for a, b in zip(i, j)]))
+    assert torch.equal(middles, latent.sample_codes(40, "middle", posterior=(mu, logvar), temperature=0.3))  # no spread
+    unit = mu / mu.norm(dim=1, keepdim=True)  # ends of one norm: their middles keep it, straight lines' do not
+    assert torch.allclose(latent.sample_codes(40, "middle", posterior=(unit, logvar)).norm(dim=1), torch.ones(40))
     with pytest.raises(ValueError, match="unknown sampling law"):
         latent.sample_codes(2, "uniform", posterior=(mu, logvar))
     latent.grid_figure(samples, "samples").savefig(tmp_path / "grid.png")
@@ -285,8 +292,8 @@ def test_notebook_runs_headless(tmp_path, monkeypatch, tiny, images12):
     gifs = sorted(out.glob("*.gif"))
     assert [g.stem for g in gifs] == list("abcdefgh")
     assert iio.imread(gifs[0], index=None).shape[1:] == (64, 64, 3)
-    for name in ("random_sample.png", "random_sample_posterior.png", "random_sample_mix.png", "random_sample_prior.png",
-                 "path.png"):
+    others = [f"random_sample_{law}.png" for law in latent.LAWS if law != latent.DEFAULT_LAW]
+    for name in ("random_sample.png", *others, "path.png"):
         assert (out / name).is_file(), name
     widgets = [o for o in nb.cells[-1].outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert len(widgets) == 3  # the explorer: walk, directions, sampler
