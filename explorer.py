@@ -13,7 +13,7 @@ from PIL import Image
 from sklearn.decomposition import PCA
 
 import codes
-from latent import LAWS, decode, sample, tile
+from latent import LAWS, UNTEMPERED, decode, law_title, sample, tile
 
 WAYS = {"straight": codes.mix, "great circle": codes.arc}
 WIDE = {"description_width": "initial"}
@@ -78,7 +78,8 @@ def sampler(model, posterior, count=8, nrow=4):
     caption, view = widgets.Label(), widgets.Image(format="jpeg")
 
     def draw(_=None):
-        caption.value = f"z from {LAWS[law.value]}"
+        caption.value = law_title(law.value, temperature.value)
+        temperature.disabled = law.value in UNTEMPERED
         view.value = jpeg(sample(model, count, law.value, posterior, temperature.value, seed.value), nrow)
 
     for w in (law, temperature, seed):

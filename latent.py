@@ -96,6 +96,12 @@ LAWS = {"middle": "the middle of the great circle between the codes of two rando
         "mix": "a random point between the codes of two random training images",
         "prior": "z ~ N(0, I)"}
 DEFAULT_LAW = "middle"
+UNTEMPERED = {"middle"}  # the laws whose codes the temperature does not change (sample_codes)
+
+
+def law_title(law, temperature):
+    """What a figure of samples of a law says of their codes: the law, and the temperature where it applies."""
+    return f"z from {LAWS[law]}" + ("" if law in UNTEMPERED else f" (x {temperature:g})")
 
 
 @torch.no_grad()

@@ -257,6 +257,10 @@ def test_nearest_pick_and_samples(tmp_path, tiny, images12):
     assert torch.equal(middles, latent.sample_codes(40, "middle", posterior=(mu, logvar), temperature=0.3))  # no spread
     unit = mu / mu.norm(dim=1, keepdim=True)  # ends of one norm: their middles keep it, straight lines' do not
     assert torch.allclose(latent.sample_codes(40, "middle", posterior=(unit, logvar)).norm(dim=1), torch.ones(40))
+    for law in latent.LAWS:  # the figures name a temperature where, and only where, it changes the codes
+        cooler = latent.sample_codes(40, law, mu.shape[1], (mu, logvar), temperature=0.5)
+        tempered = not torch.equal(cooler, latent.sample_codes(40, law, mu.shape[1], (mu, logvar)))
+        assert tempered == (law not in latent.UNTEMPERED) == ("(x 0.5)" in latent.law_title(law, 0.5))
     with pytest.raises(ValueError, match="unknown sampling law"):
         latent.sample_codes(2, "uniform", posterior=(mu, logvar))
     latent.grid_figure(samples, "samples").savefig(tmp_path / "grid.png")
@@ -333,5 +337,8 @@ def test_explorer_decodes_what_its_widgets_choose(tiny, images12):
     assert view.value == explorer.jpeg(latent.sample(model, 8, "posterior", posterior), nrow=4)
     law.value, temperature.value = "prior", 0.5
     again.click()
-    assert seed.value == 1 and caption.value == f"z from {latent.LAWS['prior']}"
+    assert seed.value == 1 and caption.value == f"z from {latent.LAWS['prior']} (x 0.5)"
     assert view.value == explorer.jpeg(latent.sample(model, 8, "prior", posterior, 0.5, seed=1), nrow=4)
+    assert not temperature.disabled
+    law.value = "middle"  # a law the temperature does not change: its slider is off, its caption says no temperature
+    assert temperature.disabled and caption.value == f"z from {latent.LAWS['middle']}"
