@@ -13,7 +13,7 @@ from PIL import Image
 from sklearn.decomposition import PCA
 
 import codes
-from latent import LAWS, UNTEMPERED, decode, law_title, sample, tile
+from latent import DEFAULT_LAW, LAWS, UNTEMPERED, decode, law_title, sample, tile
 
 WAYS = {"straight": codes.mix, "great circle": codes.arc}
 WIDE = {"description_width": "initial"}
@@ -70,7 +70,7 @@ def directions(model, mu, names, count=5):
 def sampler(model, posterior, count=8, nrow=4):
     """count samples of a chosen law (latent.sample_codes) at a temperature, nrow to a row; "again" draws with the
     next seed. posterior: (mu, logvar) of the training images."""
-    law = widgets.Dropdown(options=list(LAWS), value="posterior", description="law")
+    law = widgets.Dropdown(options=list(LAWS), value=DEFAULT_LAW, description="law")
     temperature = widgets.FloatSlider(1.0, min=0, max=2, step=0.05, description="temperature", style=WIDE)
     seed = widgets.IntText(0, description="seed")
     again = widgets.Button(description="again")

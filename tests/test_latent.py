@@ -334,7 +334,7 @@ def test_explorer_decodes_what_its_widgets_choose(tiny, images12):
 
     sampler = explorer.sampler(model, posterior)
     (law, temperature, seed, again), caption, view = sampler.children[0].children, *sampler.children[1:]
-    assert view.value == explorer.jpeg(latent.sample(model, 8, "posterior", posterior), nrow=4)
+    assert view.value == explorer.jpeg(latent.sample(model, 8, latent.DEFAULT_LAW, posterior), nrow=4)
     law.value, temperature.value = "prior", 0.5
     again.click()
     assert seed.value == 1 and caption.value == f"z from {latent.LAWS['prior']} (x 0.5)"
