@@ -260,6 +260,18 @@ def copying(points, new, training):
     return {"z": float(z), "median": mine.median().item(), "median_new": theirs.median().item()}
 
 
+def crossfade(middles, a, b):
+    """How a decoder fills the way between two images: middles (N, 3, S, S), each decoded halfway between the codes
+    of the images a and b (N, 3, S, S), against the pixel cross-fade (a + b) / 2, in the pixels of `copying`.
+    share: the median of |m - a| / (|m - a| + |m - b|), 0.5 when both ends are as near (0 or 1: one end again);
+    off: the median of |m - (a + b) / 2| / |a - b|, 0 for the cross-fade itself (a double exposure), 0.5 for
+    either end again; a new image between them lies far from both the ends and their fade."""
+    m, a, b = pixels(middles), pixels(a), pixels(b)
+    to_a, to_b = (m - a).norm(dim=1), (m - b).norm(dim=1)
+    off = (m - (a + b) / 2).norm(dim=1) / (a - b).norm(dim=1).clamp_min(1e-12)
+    return {"share": (to_a / (to_a + to_b).clamp_min(1e-12)).median().item(), "off": off.median().item()}
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Training the network (python realism.py --train)
 

@@ -224,6 +224,19 @@ def interpolation_middles(model, mu, n=DRAWN, seed=0):
     return decode(model, (mu[i] + mu[j]) / 2)
 
 
+def crossfades(originals, recs, new, generated, n, seed):
+    """realism.crossfade of the middles of great circles (the middle law) and of straight walks, each against the
+    reconstructions of the two training images at its ends: the pairs codes.pairs drew for both with the seed. Beside
+    them, when there are new real images (else None), each against the two training images nearest to it in pixels:
+    a new place between two that are alike, as far off their fade as a new place is."""
+    i, j = codes.pairs(len(recs), n, torch.Generator().manual_seed(seed))
+    out = {name: realism.crossfade(generated[name], recs[i], recs[j]) for name in ("samples middle", "middles")}
+    if new is not None:
+        near = torch.cdist(realism.pixels(new), realism.pixels(originals)).topk(2, largest=False).indices
+        out["new real images"] = realism.crossfade(new, originals[near[:, 0]], originals[near[:, 1]])
+    return out
+
+
 def against_originals(measure, originals, recs, held):
     """measure(images, originals) of the reconstructions, of the reference thumbnails and of the held-out
     reconstructions, each against the originals they stand for."""
@@ -444,6 +457,7 @@ def evaluate(args):
     if new is not None:
         metrics["newness"] = {name: {"pixels": c, **({"features": copying[name]} if net else {})}
                               for name, c in pixel_copying(originals, recs, new, generated).items()}
+    metrics["crossfade"] = crossfades(originals, recs, new, generated, args.drawn, args.seed)
 
     name = args.model if "epoch" not in model.meta else f"{args.model} (epoch {model.meta['epoch']})"
     xy, axis_names = embed(mu.numpy(), args.method, args.seed)
@@ -547,6 +561,12 @@ def report(metrics, k, no_knn, no_realism):
             print(f"  {SHOWN_AS.get(name, name):32s} {cells}")
     else:
         print("no newness measures: no real images no run trained on (--heldout DIR gives them)")
+
+    print("between two codes: each end's share of the middle (0.5: as near to both; 0 or 1: one end again) and its "
+          "distance from the pixel cross-fade of the two ends over theirs (0: a double exposure of the two; 0.5: one "
+          "end again), medians; new real images: each between the two training images nearest to it")
+    for name, c in metrics["crossfade"].items():
+        print(f"  {SHOWN_AS.get(name, name):32s} share {c['share']:.2f}, off the cross-fade {c['off']:.2f}")
 
     if "sat_fake" in metrics:
         print(f"what drives the decoder: adversarial gradient / reconstruction gradient "

@@ -47,12 +47,13 @@ def test_map_metrics_without_families(tmp_path, capsys, tiny, images12):
     metrics = run_map(tmp_path, capsys, tiny, images12, "--drawn", "8")
     recon = {"psnr", "ssim", "thumb8_psnr", "thumb8_ssim", "thumb16_psnr", "thumb16_ssim"}
     assert set(metrics) == recon | {"samples", "detail", "points", "knn_accuracy", "knn_k", "images", "printed",
-                                    "grad_adv_over_rec", "sat_fake"}
+                                    "grad_adv_over_rec", "sat_fake", "crossfade"}
     assert metrics["grad_adv_over_rec"] > 0 and 0 <= metrics["sat_fake"] <= 1
     assert metrics["images"] == 12 and metrics["knn_accuracy"] is None and metrics["knn_k"] is None  # one family
     assert "no family accuracy: the file names do not have the form" in metrics["printed"]
     assert "no realism measures: the images are not of the demo domain" in metrics["printed"]
     assert "no newness measures: no real images no run trained on" in metrics["printed"]
+    assert set(metrics["crossfade"]) == {"samples middle", "middles"}  # no new real images to set beside them
     assert -1 <= metrics["ssim"] <= 1
     assert set(metrics["samples"]) == set(latent.LAWS)
     assert len({m["nearest_psnr"] for m in metrics["samples"].values()}) == len(latent.LAWS)  # a set of samples each
@@ -87,6 +88,12 @@ def test_map_with_families_pca_and_a_heldout_folder(tmp_path, capsys, tiny, fami
     assert set(metrics["newness"]) == {"reconstructions", "middles", *(f"samples {law}" for law in latent.LAWS)}
     assert all(set(n) == {"pixels"} and math.isfinite(n["pixels"]["z"]) for n in metrics["newness"].values())
     assert "newness, the data-copying test" in metrics["printed"]
+    # both kinds of middle against their ends, and the held-out images each between its two nearest training images
+    fades = metrics["crossfade"]
+    assert set(fades) == {"samples middle", "middles", "new real images"}
+    assert all(0 < fades[m]["share"] < 1 and fades[m]["off"] > 0 for m in ("samples middle", "middles"))
+    # here the "new" images are the training images: each is its own nearest, one end again
+    assert fades["new real images"]["share"] == 0 and fades["new real images"]["off"] == pytest.approx(0.5)
     projector = tmp_path / "figures" / "projector"
     assert f"wrote {projector}: the 12 codes with their thumbnails and families" in metrics["printed"]
     model = load_model(tiny)

@@ -155,3 +155,16 @@ def test_the_copying_test_tells_copies_from_new_images_and_the_frechet_distance_
     fd = {name: realism.frechet_distance(realism.embed(net, x)[0], train_f) for name, x in
           (("more", more), ("mush", mush))}
     assert fd["mush"] > 3 * fd["more"], fd
+
+
+def test_crossfade_tells_a_double_exposure_from_one_end_and_from_a_new_image(halves):
+    """Between pairs of training images: their pixel cross-fade scores share 0.5 and off 0, one end again share 0
+    and off 0.5; a real image of neither lies far off the fade, and a blend weighted 3:1 leans to its larger part."""
+    _, training, other, _ = halves
+    a, b = training, training.roll(1, 0)
+    fade = realism.crossfade((a + b) / 2, a, b)
+    assert fade["share"] == pytest.approx(0.5, abs=1e-3) and fade["off"] == pytest.approx(0, abs=1e-3)
+    again = realism.crossfade(a, a, b)
+    assert again["share"] == pytest.approx(0, abs=1e-3) and again["off"] == pytest.approx(0.5, abs=1e-3)
+    assert realism.crossfade(0.75 * a + 0.25 * b, a, b)["share"] == pytest.approx(0.25, abs=1e-3)
+    assert realism.crossfade(other, a, b)["off"] > 0.5  # a new place is neither end nor their double exposure
