@@ -21,6 +21,8 @@ DOWNSAMPLING = ("average", "blur")
 # --head-norm: the number of features at which the encoder's last layer, read unnormalised, was measured stable
 # (the small preset's 128 x 4 x 4); wider heads read features normalised per image and scaled down (Encoder.forward)
 HEAD_BASE_FEATURES = 2048
+# ACAI's critic (--critic): none, a one-output head on the encoder's features, or a network of its own
+CRITICS = ("", "head", "net")
 FEATURE_STAGES = 3  # --rec-loss features: the encoder's maps at S/2, S/4 and S/8, where fine detail still has room
 
 
@@ -32,10 +34,14 @@ class ModelConfig:
     upsample: str = "nearest"  # the decoder's x2 upsamplings: nearest (official) or bilinear
     downsample: str = "average"  # the encoder's /2 poolings: average (official) or blur
     head_norm: bool = False  # the encoder's last layer reads features normalised per image (not official)
-    critic: bool = False  # the encoder also scores images as ACAI's critic does (--acai; not official)
+    critic: str = ""  # ACAI's critic (--acai, --critic; not official): "head" on the encoder, a "net" of its own, or ""
 
     def __post_init__(self):
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        # (a bool in the models saved before --critic net: True was the head)
+        object.__setattr__(self, "critic", {True: "head", False: ""}.get(self.critic, self.critic))
+        if self.critic not in CRITICS:
+            raise ValueError(f"critic must be one of {', '.join(map(repr, CRITICS))}, got {self.critic!r}")
         if self.upsample not in UPSAMPLING:
             raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {self.upsample!r}")
         if self.downsample not in DOWNSAMPLING:
@@ -65,7 +71,7 @@ PRESETS = {
 
 
 def preset_config(name, image_size=None, z_dim=None, upsample="nearest", downsample="average", head_norm=None,
-                  critic=False):
+                  critic=""):
     """The ModelConfig of a preset; image size 128 keeps the first five widths, 64 the first four. head_norm None:
     on where the encoder's last layer reads more than HEAD_BASE_FEATURES features (the full preset)."""
     base, mult, default_size, default_z = PRESETS[name]
@@ -115,30 +121,68 @@ def pooling(cfg):
     return nn.AvgPool2d(2) if cfg.downsample == "average" else BlurPool()
 
 
+def trunk(cfg):
+    """The encoder's convolutions, from the image to its features at 4x4 (B, w[-1], 4, 4)."""
+    w = cfg.widths
+    layers = [nn.Conv2d(3, w[0], 5, padding=2, bias=False), nn.BatchNorm2d(w[0]), nn.LeakyReLU(0.2), pooling(cfg)]
+    for c_in, c_out in zip(w, w[1:]):
+        layers += [ResidualBlock(c_in, c_out), pooling(cfg)]
+    layers.append(ResidualBlock(w[-1], w[-1]))
+    return nn.Sequential(*layers)
+
+
+def critic_head(n):
+    """ACAI's critic's output layer on n features. It starts at 0 for every image, so that neither the decoder nor the
+    features feel it before it has learned something (measured on the head on the encoder: initialised like fc and
+    reading the features as they are, it made the training images' reconstruction error jump tenfold in the first
+    introspective steps, and the run stopped)."""
+    layer = nn.Linear(n, 1)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def critic_guess(head, h):
+    """The critic's guesses (B,) from features h (B, n), read at RMS 1 / sqrt(n): an Adam step moves a guess by
+    lr sqrt(n) at most (0.009 at n = 2,048)."""
+    return head(F.rms_norm(h, h.shape[1:], eps=1e-6) / math.sqrt(h.shape[1])).squeeze(1)
+
+
+class Critic(nn.Module):
+    """--critic net: ACAI's critic as a network of its own, the encoder's convolutions with one output, as in ACAI
+    (Berthelot et al. 2019). Its guesses then cost the encoder nothing: the head shares the encoder's features,
+    which the critic's terms pull away from the codes (at --acai 0.125 the head cost the reconstructions 0.66 dB)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.main = trunk(cfg)
+        self.head = critic_head(cfg.widths[-1] * 4 * 4)
+
+    def forward(self, x):
+        return critic_guess(self.head, self.main(x).flatten(1))
+
+
 class Encoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        w = cfg.widths
-        layers = [nn.Conv2d(3, w[0], 5, padding=2, bias=False), nn.BatchNorm2d(w[0]), nn.LeakyReLU(0.2),
-                  pooling(cfg)]
-        for c_in, c_out in zip(w, w[1:]):
-            layers += [ResidualBlock(c_in, c_out), pooling(cfg)]
-        layers.append(ResidualBlock(w[-1], w[-1]))
-        self.main = nn.Sequential(*layers)
-        self.fc = nn.Linear(w[-1] * 4 * 4, 2 * cfg.z_dim)
+        self.main = trunk(cfg)
+        self.fc = nn.Linear(cfg.widths[-1] * 4 * 4, 2 * cfg.z_dim)
         self.head_gain = min(1.0, HEAD_BASE_FEATURES / self.fc.in_features) if cfg.head_norm else None
-        # --acai: how far between two images' codes the code of a decoded image lay, read from the same features.
-        # It starts at 0 for every image, so that neither the decoder nor the encoder's trunk feels it before it
-        # has learned something (measured: with a head initialised like fc and reading h as it is, the training
-        # images' reconstruction error jumped tenfold in the first introspective steps, and the run stopped)
-        self.critic = nn.Linear(self.fc.in_features, 1) if cfg.critic else None
-        if self.critic is not None:
-            nn.init.zeros_(self.critic.weight)
-            nn.init.zeros_(self.critic.bias)
+        # --acai: how far between two images' codes the code of a decoded image lay: a head read from the encoder's
+        # features, or a network of its own (Critic), which the encoder carries so that its optimiser,
+        # DistributedDataParallel and checkpoints serve the critic too (Adam treats each parameter apart: the same
+        # as an optimiser of its own at the same rate)
+        self.critic = None
+        if cfg.critic == "head":
+            self.critic = critic_head(self.fc.in_features)
+        elif cfg.critic == "net":
+            self.critic = Critic(cfg)
 
     def forward(self, x, critic=False):  # x: (B, 3, S, S) in [0, 1]
         """The posterior's mu and logvar, (B, z_dim) each; critic: instead, ACAI's critic's guess for each image of
         where between two codes the code it was decoded from lay, (B,) (0: a real image; --acai)."""
+        if critic and isinstance(self.critic, Critic):
+            return self.critic(x)
         h = self.main(x).flatten(1)  # (B, c_last * 4 * 4)
         if self.head_gain:
             # An Adam step moves each weight of fc by about lr, so an image's logvar by up to lr times the sum of
@@ -148,8 +192,8 @@ class Encoder(nn.Module):
             # to the same, and a wider head moves its outputs no faster than the 2,048-feature head that was
             # measured stable (muP's output-layer scaling). docs/ALGORITHM.md, Networks.
             h = self.head_gain * F.rms_norm(h, h.shape[1:], eps=1e-6)
-        if critic:  # read at RMS 1 / sqrt(n): an Adam step moves the guess by lr sqrt(n) at most (0.009 at n = 2,048)
-            return self.critic(F.rms_norm(h, h.shape[1:], eps=1e-6) / math.sqrt(h.shape[1])).squeeze(1)
+        if critic:
+            return critic_guess(self.critic, h)
         mu, logvar = self.fc(h).chunk(2, dim=1)
         return mu, logvar
 

@@ -103,6 +103,9 @@ CONFIGS = {
     "acai-fp32": ["--acai", "0.125", "--precision", "fp32"],
     # a quarter of that weight: 0.125 lost 0.66 dB; does a lighter critic keep the reconstructions and part of the gain?
     "acai0.03-fp32": ["--acai", "0.03", "--precision", "fp32"],
+    # ACAI's critic as a network of its own, at ACAI's weight: does it move the middles off the cross-fade without
+    # costing the codes, as the head did at this weight?
+    "acai-net0.125-fp32": ["--acai", "0.125", "--critic", "net", "--precision", "fp32"],
 }
 # stage -> (train.py flags, base); 13 steps of 6 images make an epoch of the 80 demo images
 STAGES = {"screen": (["--preset", "small", "--image-size", "128", "--epochs", "80"], OFFICIAL_BASE),  # 1,040 steps

@@ -53,7 +53,7 @@ OFFICIAL = {"epochs": 400, "lr_drop_epoch": 350, "beta_rec": 0.5, "beta_kl": 1.0
 # What a checkpoint written before a flag existed ran with (--resume keeps it): the official behaviour.
 BEFORE_FLAG = {"vae_epochs": 0, "beta_adv": None, "tanh": "all", "augment": 0.0, "rec_loss": "mse", "fakes": "prior",
                "feature_weight": 1.0, "contrast_weight": 0.0, "finish_steps": 0,
-               "head_norm": "off", "acai": 0.0}
+               "head_norm": "off", "acai": 0.0, "critic": "head"}
 
 
 class Interrupted(Exception):
@@ -125,6 +125,9 @@ def parse_args(argv=None):
       "2019): in the introspective steps the encoder also learns to guess, from a decoded mix of two real images' "
       "codes, how far between them it lay, and the decoder to draw mixes that it takes for real images; the encoder "
       "grows a one-output head for it (default %(default)s: none, official)")
+    a("--critic", default="head", choices=["head", "net"], help="with --acai, what the critic is: head: one output "
+      "read from the encoder's features; net: a network of its own, the encoder's convolutions again, so that its "
+      "terms cost the encoder nothing, as ACAI's (default %(default)s)")
     a("--rec-loss", default="features", choices=["mse", "ffl", "features"], help="reconstruction term of real "
       "images: mse: the squared error R; ffl: R plus the focal frequency loss; features: R plus, in the decoder "
       "update, the distance in the encoder's first feature maps (default %(default)s; official mse)")
@@ -293,7 +296,10 @@ def resumed(args, given, saved, source):
                        f"downsampling, head norm {shape['head_norm']}; --resume cannot change its shape")
     if args.acai and not cfg.critic:  # a run with a critic may go on without it (--acai 0), not the other way
         raise RunError(f"--acai {args.acai:g}: the run in {folder} was started without --acai, so its encoder has "
-                       "no critic head; --resume cannot add one")
+                       "no critic; --resume cannot add one")
+    if cfg.critic and given.get("critic", cfg.critic) != cfg.critic:
+        raise RunError(f"--critic {given['critic']}: the run in {folder} has a critic {cfg.critic}; --resume "
+                       "cannot change it")
     return args, cfg
 
 
@@ -307,7 +313,8 @@ def start(args, given):
         else:
             try:
                 cfg = preset_config(args.preset, args.image_size, args.z_dim, args.upsample, args.downsample,
-                                    {"auto": None, "on": True, "off": False}[args.head_norm], critic=args.acai > 0)
+                                    {"auto": None, "on": True, "off": False}[args.head_norm],
+                                    critic=args.critic if args.acai > 0 else "")
             except ValueError as err:
                 raise RunError(str(err))
         run.prepare(args, cfg, given, saved, source)

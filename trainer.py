@@ -36,8 +36,8 @@ class Trainer:
             E = DistributedDataParallel(E, broadcast_buffers=False)
             D = DistributedDataParallel(D, broadcast_buffers=False)
         self.E, self.D = E, D
-        # --acai's critic head idles in the plain VAE epochs and under --acai 0: those steps take a wrapper that finds
-        # unused parameters. The critic's own steps cannot: there the last of the encoder's passes before the
+        # --acai's critic (head or net) idles in the plain VAE epochs and under --acai 0: those steps take a wrapper that
+        # finds unused parameters. The critic's own steps cannot: there the last of the encoder's passes before the
         # backward (the critic's) does not reach fc, which that wrapper would then take for unused.
         self.E_idle = E
         if world > 1 and cfg.critic:

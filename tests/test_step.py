@@ -25,10 +25,12 @@ def run(step_fn, model, x, noise, hp, c, memory_format):
     ("as", 0.3, {"beta_adv": 2.0, "tanh": "as-only"}), ("soft", 1.0, {"fakes": "mix"}),
     ("as", 0.6, {"fakes": "prior+arc"}), ("as", 0.6, {"fakes": "fitted+mix", "tanh": "as-only"}),
     ("vae", 1.0, {"rec_loss": "features"}), ("as", 0.6, {"rec_loss": "features", "contrast_weight": 40.0}),
-    ("as", 0.6, {"acai": 0.5}), ("soft", 1.0, {"acai": 0.1, "fakes": "prior+mix", "rec_loss": "features"})])
+    ("as", 0.6, {"acai": 0.5}), ("soft", 1.0, {"acai": 0.1, "fakes": "prior+mix", "rec_loss": "features"}),
+    ("as", 0.6, {"acai": 0.5, "critic": "net"})])
 def test_fast_step_equals_reference(method, c, options):
     torch.manual_seed(0)
-    cfg = preset_config("tiny", critic="acai" in options)
+    options = dict(options)
+    cfg = preset_config("tiny", critic=options.pop("critic", "head") if "acai" in options else "")
     model = build_model(cfg)
     x = torch.rand(4, 3, 64, 64)
     noise = draw_noise(4, cfg.z_dim, torch.Generator().manual_seed(1), "cpu", augment="augment" in options,
@@ -186,7 +188,7 @@ def test_unknown_or_repeated_fake_sources_are_refused(fakes):
 
 def test_acai_adds_its_weighted_terms_and_trains_the_critic_head_in_the_encoder_update_only():
     torch.manual_seed(0)
-    cfg = preset_config("tiny", critic=True)
+    cfg = preset_config("tiny", critic="head")
     model = build_model(cfg)
     x = torch.rand(4, 3, 64, 64)
     noise = draw_noise(4, cfg.z_dim, torch.Generator().manual_seed(1), "cpu", acai=True)
@@ -206,3 +208,26 @@ def test_acai_adds_its_weighted_terms_and_trains_the_critic_head_in_the_encoder_
     assert torch.equal(plain_weights["encoder.critic.weight"], head)  # without the terms it idles
     assert not torch.equal(weights["encoder.critic.weight"], head)
     assert model.encoder(x, critic=True).shape == (4,)
+
+
+@pytest.mark.parametrize("critic", ["head", "net"])
+def test_a_critic_net_learns_apart_from_the_encoder_where_the_head_moves_its_features(critic):
+    """ACAI's terms move the encoder's own weights (its convolutions and code layer) through a head that reads its
+    features, and leave them as they would be without the terms when the critic is a network of its own."""
+    torch.manual_seed(0)
+    model = build_model(preset_config("tiny", critic=critic))
+    torch.nn.init.normal_(model.encoder.critic.weight if critic == "head" else model.encoder.critic.head.weight)
+    x = torch.rand(4, 3, 64, 64)
+    noise = draw_noise(4, 32, torch.Generator().manual_seed(1), "cpu", acai=True)
+
+    def step(weight):
+        hp = Hyper(0.1, 1.0, 256.0, 0.0, image_scale(64), acai=weight)
+        return run(fast_step, model, x, noise, hp, 0.5, torch.contiguous_format)[1]
+
+    plain, weighed = step(0.0), step(0.5)
+    own = [k for k in plain if k.startswith("encoder.") and not k.startswith("encoder.critic")]
+    moved = [k for k in own if not torch.equal(plain[k], weighed[k])]
+    assert moved if critic == "head" else not moved
+    assert not torch.equal(plain["decoder.fc.0.weight"], weighed["decoder.fc.0.weight"])  # the decoder felt it
+    critic_moved = [not torch.equal(plain[k], weighed[k]) for k in plain if k.startswith("encoder.critic")]
+    assert critic_moved and all(critic_moved)

@@ -210,22 +210,27 @@ def test_the_resampling_and_the_head_norm_are_part_of_the_saved_model(tmp_path, 
         assert not torch.allclose(model.encoder(x)[0], official.encoder(x)[0], atol=1e-3)
 
 
-def test_acai_trains_a_critic_head_in_the_introspective_epochs_and_resume_cannot_add_one(tmp_path, images12,
-                                                                                       capsys):
+def test_acai_trains_a_critic_net_in_the_introspective_epochs_and_resume_cannot_add_or_change_it(tmp_path, images12,
+                                                                                                capsys):
     run, plain = tmp_path / "run", tmp_path / "plain"
     assert train.main(["--data", str(images12), "--epochs", "2", "--vae-epochs", "1", "--out", str(run), *TINY,
-                       "--acai", "0.5"]) == 0
+                       "--acai", "0.5", "--critic", "net"]) == 0
     logged = rows(run)
     assert [bool(r["critic"]) and bool(r["acai"]) for r in logged] == [False, False, True, True]  # the game's epoch
     model = load_model(run / "model.pt")
-    assert model.config.critic and model.meta["acai"] == 0.5  # test.py and the notebook rebuild its head
+    assert model.config.critic == "net" and model.meta["acai"] == 0.5  # test.py and the notebook rebuild it
+    assert model.encoder.critic.head.weight.abs().sum() > 0  # it starts at zero: the game's epoch trained it
+    capsys.readouterr()
+    assert train.main(["--out", str(run), "--resume", "--epochs", "3", "--critic", "head"]) == 1
+    assert capsys.readouterr().err == (f"error: --critic head: the run in {run} has a critic net; --resume cannot "
+                                       "change it\n")
     assert train.main(["--out", str(run), "--resume", "--epochs", "3", "--acai", "0"]) == 0  # on without the term
     assert load_model(run / "model.pt").meta["acai"] == 0  # the meta says how the last epochs were trained
     assert train.main(["--data", str(images12), "--epochs", "1", "--out", str(plain), *TINY]) == 0
     capsys.readouterr()
     assert train.main(["--out", str(plain), "--resume", "--epochs", "2", "--acai", "0.5"]) == 1
     assert capsys.readouterr().err == (f"error: --acai 0.5: the run in {plain} was started without --acai, so its "
-                                       "encoder has no critic head; --resume cannot add one\n")
+                                       "encoder has no critic; --resume cannot add one\n")
     with pytest.raises(SystemExit):  # checked with the other arguments, before anything is done
         train.main(["--data", str(images12), "--out", str(tmp_path / "vae"), *TINY, "--acai", "1", "--method", "vae"])
     assert "--acai weighs a term of the introspective game, which --method vae does not play" in capsys.readouterr().err
