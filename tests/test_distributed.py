@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from checkpoint import safe_load
@@ -61,19 +62,21 @@ def test_two_processes_train_identically_and_rank0_saves(tmp_path):
     assert refused.returncode != 0 and f"error: {run} holds a run" in refused.stderr  # rank 0's word, on every rank
 
 
-def test_two_processes_train_the_acai_critic_and_let_it_idle(tmp_path):
-    """The critic's head idles in the plain VAE epochs and under --acai 0; under DistributedDataParallel those steps
-    must not wait for its gradients, and the game's steps must reduce them."""
+@pytest.mark.parametrize("kind", ["head", "net"])
+def test_two_processes_train_the_acai_critic_and_let_it_idle(tmp_path, kind):
+    """The critic (a head on the encoder or a network of its own) idles in the plain VAE epochs and under --acai 0;
+    under DistributedDataParallel those steps must not wait for its gradients, and the game's steps must reduce
+    them."""
     from conftest import write_images
     data = write_images(tmp_path / "data", 24)
     run = tmp_path / "run"
     common = ["--data", str(data), "--preset", "tiny", "--device", "cpu", "--out", str(run), "--finish-steps", "0"]
     critic = []
-    for argv in (["--epochs", "2", "--acai", "0.5"], ["--epochs", "3", "--acai", "0", "--resume"]):
+    for argv in (["--epochs", "2", "--acai", "0.5", "--critic", kind], ["--epochs", "3", "--acai", "0", "--resume"]):
         torchrun(tmp_path, [*common, "--vae-epochs", "1", *argv])  # a VAE epoch first, then the game
         ranks = [torch.load(run / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
         for k, v in ranks[0]["params"].items():
             assert torch.equal(v, ranks[1]["params"][k]), k
-        critic.append(ranks[0]["params"]["encoder.critic.weight"])
+        critic.append(ranks[0]["params"][f"encoder.critic{'.head' * (kind == 'net')}.weight"])
     assert critic[0].abs().sum() > 0  # it starts at zero: the game's epoch trained it
     assert torch.equal(critic[1], critic[0])  # --acai 0: idle again
