@@ -29,6 +29,8 @@ class ControlFile:
             return None
         except (OSError, UnicodeDecodeError) as err:
             text = f"<unreadable: {err}>"
+        if not text.strip():  # caught between `echo > control.json` emptying the file and writing it: read it later
+            return None
         if text == self.last_text:
             return None
         self.last_text = text

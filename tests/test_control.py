@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from control import AutoBetaNeg, DivergenceGuard, parse
+from control import AutoBetaNeg, ControlFile, DivergenceGuard, parse
 
 
 @pytest.mark.parametrize("text,error", [
@@ -26,6 +26,18 @@ def test_parse_accepts_numbers():
     assert parse('{"beta_neg": 64}') == {"beta_neg": 64.0}
     assert parse('{"beta_neg": 0.5}') == {"beta_neg": 0.5}
     assert parse("{}") == {}
+
+
+def test_a_control_file_caught_empty_while_written_is_read_later_without_a_warning(tmp_path):
+    """`echo '{...}' > control.json` empties the file before writing it; a poll in between must not warn."""
+    warnings = []
+    control = ControlFile(tmp_path / "control.json", log=warnings.append)
+    for text, expected in (('{"beta_neg": 64}', {"beta_neg": 64.0}), ("", None), ("  \n", None),
+                           ('{"beta_neg": 64}', None), ("", None), ("{not json", None), ("", None), ("{not json", None),
+                           ('{"beta_neg": 32}', {"beta_neg": 32.0})):
+        control.path.write_text(text)
+        assert control.poll() == expected, text
+    assert len(warnings) == 1 and "not valid JSON" in warnings[0]  # each version once; the empty file never
 
 
 def row(rec, diff_kl=-10.0, exp_elbo_f=1e-4, **extra):
