@@ -94,7 +94,8 @@ LAWS = {"middle": "the middle of the great circle between the codes of two rando
         "fitted": "the Gaussian fitted to the training codes",
         "posterior": "the posterior of a random training image (variations of the training images)",
         "mix": "a random point between the codes of two random training images",
-        "prior": "z ~ N(0, I)"}
+        "prior": "z ~ N(0, I)",
+        "exemplar": "a random training image's code plus N(0, I) (the prior of train.py --prior exemplar)"}
 DEFAULT_LAW = "middle"
 UNTEMPERED = {"middle"}  # the laws whose codes the temperature does not change (sample_codes)
 
@@ -126,6 +127,8 @@ def sample_codes(n, law="prior", z_dim=None, posterior=None, temperature=1.0, se
     mix: the point t ~ U(0, 1) of the way from the mean of a random training image to that of another
       (codes.mix): the frames of walks, where train.py --fakes mix trains the decoder; temperature x (t - 1/2)
       narrows t around the middle for temperature < 1, away from the two ends, which are training images.
+    exemplar: the mean of a random training image plus N(0, I) x temperature: the exemplar prior (train.py --prior
+      exemplar), whose fakes the decoder of such a run trained on.
     posterior: (mu, logvar) of the training images (`posteriors`), for all laws but the prior.
     """
     g = torch.Generator().manual_seed(seed)
@@ -140,6 +143,9 @@ def sample_codes(n, law="prior", z_dim=None, posterior=None, temperature=1.0, se
     if law == "middle":
         i, j = codes.pairs(len(mu), n, g)
         return codes.arc(mu[i], mu[j], torch.full((n, 1), 0.5))
+    if law == "exemplar":
+        i = torch.randint(len(mu), (n,), generator=g)
+        return mu[i] + torch.randn(n, mu.shape[1], generator=g) * temperature
     if law == "mix":
         i, j = codes.pairs(len(mu), n, g)
         t = 0.5 + (torch.rand(n, 1, generator=g) - 0.5) * temperature

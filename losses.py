@@ -69,8 +69,19 @@ def feature_error(target, features, image):
 
 
 def kl_divergence(mu, logvar):
-    """KL(q || N(0, I))_i = -1/2 sum_d (1 + logvar - exp(logvar) - mu^2)."""
-    return -0.5 * (1 + logvar - logvar.exp() - mu.square()).sum(1)
+    """KL(q || N(0, I))_i = -1/2 sum_d (1 + logvar - exp(logvar) - mu^2), summed over the last dimension."""
+    return -0.5 * (1 + logvar - logvar.exp() - mu.square()).sum(-1)
+
+
+def kl_exemplars(mu, logvar, centres, leave_out=False):
+    """KL(q_i || p) per image for the exemplar prior p = mean over k of N(centres_k, I) (--prior exemplar), bounded
+    from above in closed form: -log mean_k exp(-KL(q_i || N(centres_k, I))) (Hershey and Olsen 2007, by Jensen's
+    inequality; it is the KL to the nearest centre less at most log K, and exact for one centre). leave_out: row i
+    of the batch leaves centre i, its own code, out of its prior (Exemplar VAE's leave-one-out), for real images."""
+    kl = kl_divergence(mu[:, None] - centres[None], logvar[:, None])  # (B, K): the KL to each centre
+    if leave_out:
+        kl = kl.masked_fill(torch.eye(*kl.shape, dtype=torch.bool, device=kl.device), math.inf)
+    return math.log(len(centres) - leave_out) - torch.logsumexp(-kl, 1)
 
 
 def squash(mu, logvar):

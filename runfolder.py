@@ -268,7 +268,7 @@ class Run:
         meta = {"epoch": t.epoch, "step": t.step, "data": str(self.data_dir), "preset": args.preset,
                 "beta_neg": t.hp.beta_neg, "method": args.method, "tanh": args.tanh,
                 "beta_rec": args.beta_rec, "beta_kl": args.beta_kl, "beta_adv": args.beta_adv,
-                "augment": args.augment, "fakes": args.fakes, "acai": args.acai,
+                "augment": args.augment, "fakes": args.fakes, "acai": args.acai, "prior": args.prior,
                 "rec_loss": args.rec_loss, "feature_weight": args.feature_weight,
                 "contrast_weight": args.contrast_weight,
                 "ema_decay": args.ema_decay}

@@ -27,7 +27,7 @@ import codes
 from augment import augment
 from augment import draw as augment_uniforms
 from losses import (as_distance, contrast_weighted_error, decoder_loss, encoder_loss, exp_elbo, feature_error,
-                    focal_frequency_error, kl_divergence, reconstruction_error, saturation, squash)
+                    focal_frequency_error, kl_divergence, kl_exemplars, reconstruction_error, saturation, squash)
 from models import reparameterize
 
 # The finishing's settings (docs/STUDY.md, "Finishing the decoder"): its steps and contrast weight (the defaults of
@@ -59,6 +59,7 @@ class Hyper:
     #                        "features" (R, plus the encoder-feature distance in the decoder update)
     feature_weight: float = 1.0  # with rec_loss "features": the weight of the feature distance beside R
     acai: float = 0.0  # weight of ACAI's critic terms in both updates (--acai); 0: none, as the official code
+    prior: str = "normal"  # "normal": N(0, I), as the official code; "exemplar": the batch's codes' mixture (PRIORS)
     contrast_weight: float = 0.0  # L_rec weighs each pixel's squared error by 1 + this times the real image's contrast
     probe: bool = False  # fast step: also measure the decoder's gradient from each part of L_D (a logged step)
 
@@ -70,6 +71,14 @@ FAKES = {"prior": "n ~ N(0, I), as the official code",
                 "frame, as ACAI's and AMR's mixes)",
          "arc": "the same point on the great circle (slerp)",
          "fitted": "the Gaussian fitted to the batch's codes (codes.fitted)"}
+
+
+# The priors of the KL terms and of the fakes (--prior). The exemplar prior takes the batch's real images as its
+# random subset of exemplars, their codes as the encoder gives them before this step's update (Exemplar VAE's
+# subsampling); each real image's KL leaves its own code out of its prior.
+PRIORS = {"normal": "N(0, I), as the official code",
+          "exemplar": "the mixture of N(code, I) over the batch's real images' codes (Exemplar VAE, Norouzi et al. "
+                      "2020), each real image's own code left out of its prior; the fakes are drawn from it"}
 
 
 def fake_sources(fakes):
@@ -120,24 +129,38 @@ def real_means(E, x):
         return full(bare(E)(x)[0])
 
 
-def game_codes(E, x, noise, hp):
+def exemplars(E, x, hp):
+    """The exemplar prior's centres (--prior exemplar): the real images' codes (real_means); None for N(0, I)."""
+    return real_means(E, x) if hp.prior == "exemplar" else None
+
+
+def prior_kl(mu, logvar, centres, real=False):
+    """KL(q || prior) per image: to N(0, I), or to the exemplar prior of these centres (losses.kl_exemplars), from
+    which real images leave their own codes out."""
+    return kl_divergence(mu, logvar) if centres is None else kl_exemplars(mu, logvar, centres, leave_out=real)
+
+
+def game_codes(E, x, noise, hp, centres=None):
     """The codes the game decodes: the fakes' (fake_codes), and with --acai the mixes that ACAI's critic scores
-    (else None): the point a of the way from each real image's code to the next one's."""
+    (else None): the point a of the way from each real image's code to the next one's. centres: the real images'
+    codes, where the exemplar prior has them already."""
     if not hp.acai:
-        return fake_codes(E, x, noise, hp), None
-    mu = real_means(E, x)
+        return fake_codes(E, x, noise, hp, centres), None
+    mu = real_means(E, x) if centres is None else centres
     return fake_codes(E, x, noise, hp, mu), codes.mix(mu, mu.roll(1, 0), noise["a"])
 
 
 def fake_codes(E, x, noise, hp, mu=None):
     """The codes the fakes are decoded from: each source of --fakes (FAKES) gives an equal share of the batch, in
-    order. Every source but the prior starts from the real images' codes mu (real_means, unless given); a mix or an
-    arc joins each to the next one's."""
+    order. The prior's are n, or under --prior exemplar each real image's code plus n, a draw of that prior. Every
+    other source starts from the real images' codes mu too (real_means, unless given); a mix or an arc joins each
+    to the next one's."""
     sources = fake_sources(hp.fakes)
-    if sources == ["prior"]:
+    if sources == ["prior"] and hp.prior == "normal":
         return noise["n"]
     mu = real_means(E, x) if mu is None else mu
-    made = {"prior": lambda: noise["n"], "mix": lambda: codes.mix(mu, mu.roll(1, 0), noise["t"]),
+    prior = noise["n"] if hp.prior == "normal" else mu + noise["n"]
+    made = {"prior": lambda: prior, "mix": lambda: codes.mix(mu, mu.roll(1, 0), noise["t"]),
             "arc": lambda: codes.arc(mu, mu.roll(1, 0), noise["t"]), "fitted": lambda: codes.fitted(mu, noise["w"])}
     rows = torch.arange(len(x), device=x.device).tensor_split(len(sources))
     return torch.cat([made[source]()[r] for source, r in zip(sources, rows)])
@@ -172,9 +195,10 @@ def as_term(mu_a, lv_a, mu_b, lv_b, c, reduction):
     return as_distance(mu_a, lv_a, mu_b, lv_b, reduction)
 
 
-def encoder_objective(E, D, x, fake, noise, hp, c, mixed=None):
+def encoder_objective(E, D, x, fake, noise, hp, c, mixed=None, centres=None):
     """Steps 2-6 of the encoder update: L_E and the logged terms; with --acai, ACAI's critic learns on the decoded
-    mixes `mixed` (as fake, without the decoder's graph).
+    mixes `mixed` (as fake, without the decoder's graph); with --prior exemplar, the KL terms are to the prior of
+    the centres (exemplars).
 
     rec = D(z) runs through D as given (the fast step reuses its graph for the decoder update); the
     other decoder passes run outside DistributedDataParallel, since they never update D.
@@ -183,7 +207,7 @@ def encoder_objective(E, D, x, fake, noise, hp, c, mixed=None):
     z = reparameterize(mu, logvar, noise["eps"])
     rec = full(D(z))
     l_rec = real_reconstruction(x, rec, hp)
-    l_kl = kl_divergence(mu, logvar).mean()
+    l_kl = prior_kl(mu, logvar, centres, real=True).mean()
     if fake is None:  # --method vae: the plain VAE's ELBO, no introspection
         loss = encoder_loss(l_rec, l_kl, 0.0, 0.0, hp.beta_rec, hp.beta_kl, hp.scale)
         return loss, z, rec, _detached(dict(loss_e=loss, rec=hp.scale * l_rec, kl_real=l_kl))
@@ -197,7 +221,7 @@ def encoder_objective(E, D, x, fake, noise, hp, c, mixed=None):
     squashed_r, squashed_f = squash(mu_r, lv_r), squash(mu_f, lv_f)
     if hp.method == "as" and hp.tanh == "both":
         mu_r, lv_r, mu_f, lv_f = *squashed_r, *squashed_f
-    kl_r, kl_f = kl_divergence(mu_r, lv_r), kl_divergence(mu_f, lv_f)  # (B,) each, raw unless --tanh both
+    kl_r, kl_f = prior_kl(mu_r, lv_r, centres), prior_kl(mu_f, lv_f, centres)  # (B,) each, raw unless --tanh both
     r_r, r_f = reconstruction_error(seen_r, rec_rec), reconstruction_error(seen_f, rec_fake)  # rec not detached
     dist = as_term(*squashed_r, *squashed_f, c, "sum")
     elbo_r = exp_elbo(r_r, kl_r, dist, hp.beta_rec, hp.beta_neg, c, hp.scale)
@@ -206,7 +230,7 @@ def encoder_objective(E, D, x, fake, noise, hp, c, mixed=None):
     stats = dict(loss_e=loss, rec=hp.scale * l_rec, kl_real=l_kl, exp_elbo_r=elbo_r, exp_elbo_f=elbo_f,
                  dist_e=dist)
     if hp.augment:  # augmented real images must look real too, or augmentation itself would tell fakes apart
-        kl_aug = kl_divergence(*encode(E, judged(x, noise, "x", hp))).mean()
+        kl_aug = prior_kl(*encode(E, judged(x, noise, "x", hp)), centres, real=True).mean()
         loss = loss + hp.scale * hp.beta_kl * kl_aug
         stats.update(loss_e=loss, kl_real_aug=kl_aug)
     if hp.acai:  # the critic guesses where between two codes each mix lay, and 0 for real images and blends of them
@@ -218,10 +242,11 @@ def encoder_objective(E, D, x, fake, noise, hp, c, mixed=None):
     return loss, z, rec, _detached(stats)
 
 
-def decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=False, mixed=None):
+def decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=False, mixed=None, centres=None):
     """Steps 1-5 of the decoder update given fake = D(n) and rec = D(z): L_D, its reconstruction part
     s beta_rec L_rec, and the logged terms (with the fraction of saturated posterior coordinates). With --acai,
-    mixed = D(m), the decoded mixes, which ACAI's critic should take for real images.
+    mixed = D(m), the decoded mixes, which ACAI's critic should take for real images; with --prior exemplar, the
+    KL terms are to the prior of the centres.
 
     literal: compute L_rr and L_fr even when gamma_r = 0 (the reference computes every term).
     """
@@ -245,7 +270,7 @@ def decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=False, mixed=Non
         mu_f, lv_f = squash(mu_f, lv_f)
         if hp.tanh == "all":
             kl_r, kl_f = (mu_r, lv_r), (mu_f, lv_f)
-    k_r, k_f = kl_divergence(*kl_r).mean(), kl_divergence(*kl_f).mean()
+    k_r, k_f = prior_kl(*kl_r, centres).mean(), prior_kl(*kl_f, centres).mean()
     dist = as_term(mu_r, lv_r, mu_f, lv_f, c, "mean")
     beta_adv = hp.beta_kl if hp.beta_adv is None else hp.beta_adv
     loss = decoder_loss(l_rec, k_r, k_f, dist, hp.beta_rec, beta_adv, c, hp.scale, hp.gamma_r, l_rr, l_fr)
@@ -262,14 +287,15 @@ def _set_requires_grad(module, flag):
 
 def reference_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     """The literal iteration of the spec: encoder update, decoder update, EMA, each pass as written."""
-    n, m = game_codes(E, x, noise, hp) if hp.method != "vae" else (None, None)
+    centres = exemplars(E, x, hp)
+    n, m = game_codes(E, x, noise, hp, centres) if hp.method != "vae" else (None, None)
     # Encoder update: decoder parameters frozen.
     _set_requires_grad(E, True)
     _set_requires_grad(D, False)
     with torch.no_grad():
         fake = bare(D)(n) if n is not None else None
         mixed = bare(D)(m) if m is not None else None
-    loss_e, z, _, stats = encoder_objective(E, D, x, fake, noise, hp, c, mixed)
+    loss_e, z, _, stats = encoder_objective(E, D, x, fake, noise, hp, c, mixed, centres)
     opt_e.zero_grad(set_to_none=True)
     loss_e.backward()
     opt_e.step()
@@ -280,7 +306,8 @@ def reference_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     fake = D(n) if n is not None else None
     mixed = D(m) if m is not None else None
     rec = D(z.detach())
-    loss_d, _, stats_d = decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=True, mixed=mixed)
+    loss_d, _, stats_d = decoder_objective(E, D, x, fake, rec, noise, hp, c, literal=True, mixed=mixed,
+                                           centres=centres)
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     opt_d.step()
@@ -299,11 +326,12 @@ def fast_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     autocast = torch.autocast(x.device.type, torch.bfloat16, enabled=hp.bf16, cache_enabled=not capturing)
     with autocast:
         # fake and mixed keep the decoder's graph: the decoder update backpropagates through them
-        n, m = game_codes(E, x, noise, hp) if hp.method != "vae" else (None, None)
+        centres = exemplars(E, x, hp)
+        n, m = game_codes(E, x, noise, hp, centres) if hp.method != "vae" else (None, None)
         fake = full(D(n)) if n is not None else None
         mixed = full(D(m)) if m is not None else None
         # Encoder update: gradients flow through D to E, but only E's parameters receive them.
-        loss_e, _, rec, stats = encoder_objective(E, D, x, _detach(fake), noise, hp, c, _detach(mixed))
+        loss_e, _, rec, stats = encoder_objective(E, D, x, _detach(fake), noise, hp, c, _detach(mixed), centres)
     opt_e.zero_grad(set_to_none=True)
     loss_e.backward(inputs=list(bare(E).parameters()), retain_graph=True)  # D(z)'s graph is reused below
     opt_e.step()
@@ -312,7 +340,7 @@ def fast_step(E, D, ema, opt_e, opt_d, x, noise, hp, c):
     # Decoder update: D's weights are unchanged, so fake and rec are the same tensors the spec recomputes.
     # The updated encoder runs on them; only D's parameters receive gradients.
     with autocast:
-        loss_d, rec_part, stats_d = decoder_objective(E, D, x, fake, rec, noise, hp, c, mixed=mixed)
+        loss_d, rec_part, stats_d = decoder_objective(E, D, x, fake, rec, noise, hp, c, mixed=mixed, centres=centres)
     params = list(bare(D).parameters())
     opt_d.zero_grad(set_to_none=True)
     if hp.probe:  # what drives the decoder: the gradient of its reconstruction part, apart from the rest

@@ -106,6 +106,9 @@ CONFIGS = {
     # ACAI's critic as a network of its own, at ACAI's weight: does it move the middles off the cross-fade without
     # costing the codes, as the head did at this weight?
     "acai-net0.125-fp32": ["--acai", "0.125", "--critic", "net", "--precision", "fp32"],
+    # the exemplar prior (Exemplar VAE): the codes' KL to their neighbours' codes, not to N(0, I), and the fakes drawn
+    # around the real codes; does the decoder learn to draw new variations of a scene there?
+    "exemplar-fp32": ["--prior", "exemplar", "--precision", "fp32"],
 }
 # stage -> (train.py flags, base); 13 steps of 6 images make an epoch of the 80 demo images
 STAGES = {"screen": (["--preset", "small", "--image-size", "128", "--epochs", "80"], OFFICIAL_BASE),  # 1,040 steps
@@ -286,7 +289,8 @@ def summary(rows):
 
 
 # the sets the newness table shows
-NEW = ("samples middle", "samples mix", "samples fitted", "samples prior", "samples posterior", "middles")
+NEW = ("samples middle", "samples mix", "samples fitted", "samples prior", "samples exemplar", "samples posterior",
+       "middles")
 
 
 def newness(rows):

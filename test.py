@@ -22,9 +22,9 @@ data/fantasy_heldout, the same generator with another seed, made on first use):
     latent code) or 16x16 pixels (768 numbers) by area averaging and blown back up (bicubic);
   - for random samples D(z) of each law of latent.LAWS (the middle of the great circle between two training
     codes, the default; the Gaussian fitted to the training codes; the posterior of a random training image; a
-    random point between two training codes; the prior N(0, I)): the PSNR of each against its nearest
-    training image (high: a copy of a training image; low: something else), and how many distinct
-    training images are the nearest of some sample;
+    random point between two training codes; the prior N(0, I); a training code plus N(0, I)): the PSNR of
+    each against its nearest training image (high: a copy of a training image; low: something else), and how
+    many distinct training images are the nearest of some sample;
   - detail at each scale (realism.py) of the reconstructions, of the thumbnails, of the samples of each
     law and of the middle frames of straight walks between training images (the middle law's pairs);
   - on the demo domain, how far each of these sets lies from real images: the Fréchet distance and KID

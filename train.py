@@ -39,7 +39,7 @@ from cli import Parser, file_in_the_way
 from dataset import DatasetError, check_folder
 from models import DOWNSAMPLING, PRESETS, UPSAMPLING, ModelConfig, preset_config
 from runfolder import Meter, Run, RunError
-from step import FAKES, FINISH_BATCH, FINISH_STEPS, FINISH_WEIGHT, fake_sources, finish_order
+from step import FAKES, FINISH_BATCH, FINISH_STEPS, FINISH_WEIGHT, PRIORS, fake_sources, finish_order
 
 # The official AS-IntroVAE's settings (this project's seed); --official puts them back. The defaults differ
 # by the study (docs/STUDY.md): reconstruction weighed 10x the KL instead of 1/2, 540 epochs of which the first
@@ -49,11 +49,11 @@ from step import FAKES, FINISH_BATCH, FINISH_STEPS, FINISH_WEIGHT, fake_sources,
 OFFICIAL = {"epochs": 400, "lr_drop_epoch": 350, "beta_rec": 0.5, "beta_kl": 1.0, "beta_adv": None, "beta_neg": 256.0,
             "gamma_r": 1e-8, "tanh": "all", "method": "as", "vae_epochs": 0, "augment": 0.0, "rec_loss": "mse",
             "fakes": "prior", "ema_decay": 0.999, "finish_steps": 0,
-            "head_norm": "off", "acai": 0.0}
+            "head_norm": "off", "acai": 0.0, "prior": "normal"}
 # What a checkpoint written before a flag existed ran with (--resume keeps it): the official behaviour.
 BEFORE_FLAG = {"vae_epochs": 0, "beta_adv": None, "tanh": "all", "augment": 0.0, "rec_loss": "mse", "fakes": "prior",
                "feature_weight": 1.0, "contrast_weight": 0.0, "finish_steps": 0,
-               "head_norm": "off", "acai": 0.0, "critic": "head"}
+               "head_norm": "off", "acai": 0.0, "critic": "head", "prior": "normal"}
 
 
 class Interrupted(Exception):
@@ -128,6 +128,8 @@ def parse_args(argv=None):
     a("--critic", default="head", choices=["head", "net"], help="with --acai, what the critic is: head: one output "
       "read from the encoder's features; net: a network of its own, the encoder's convolutions again, so that its "
       "terms cost the encoder nothing, as ACAI's (default %(default)s)")
+    a("--prior", default="normal", choices=list(PRIORS), help="the prior of the KL terms and of the fakes: "
+      + "; ".join(f"{k}: {v}" for k, v in PRIORS.items()) + " (default %(default)s)")
     a("--rec-loss", default="features", choices=["mse", "ffl", "features"], help="reconstruction term of real "
       "images: mse: the squared error R; ffl: R plus the focal frequency loss; features: R plus, in the decoder "
       "update, the distance in the encoder's first feature maps (default %(default)s; official mse)")
@@ -237,6 +239,11 @@ def conflicts(args, given):
         yield "--finish-weight weighs the finishing's error, which --finish-steps 0 leaves out"
     if args.acai and args.method == "vae":
         yield "--acai weighs a term of the introspective game, which --method vae does not play"
+    if args.prior == "exemplar" and args.method == "as" and args.tanh != "as-only":
+        yield (f"--prior exemplar: the KL terms must see the raw posteriors (--tanh as-only), not the tanh of --tanh "
+               f"{args.tanh}, whose codes lie in [-1, 1] away from the exemplars")
+    if args.prior == "exemplar" and args.batch_size < 2:
+        yield "--prior exemplar leaves each real image out of its own prior: it needs --batch-size 2 at least"
 
 
 def official_flag(key, value):

@@ -51,7 +51,8 @@ class Trainer:
         self.hp = Hyper(args.beta_kl, args.beta_rec, initial_beta_neg(args), args.gamma_r, image_scale(cfg.image_size),
                         args.method, args.ema_decay, bf16=fast and use_bf16(args.precision, device), tanh=args.tanh,
                         beta_adv=args.beta_adv, augment=args.augment, rec_loss=args.rec_loss, fakes=args.fakes,
-                        feature_weight=args.feature_weight, contrast_weight=args.contrast_weight, acai=args.acai)
+                        feature_weight=args.feature_weight, contrast_weight=args.contrast_weight, acai=args.acai,
+                        prior=args.prior)
         # --beta-neg START:END; it ends when beta_neg is set otherwise (control.json, a recovery)
         self.schedule = args.beta_neg if isinstance(args.beta_neg, tuple) else None
         self.step_fn = graphs.GraphedStep() if captured else fast_step if fast else reference_step

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from losses import (as_distance, contrast_weighted_error, decoder_loss, encoder_loss, exp_elbo, feature_error,
-                    focal_frequency_error, gaussian_kernel, image_scale, kl_divergence, local_contrast,
+                    focal_frequency_error, gaussian_kernel, image_scale, kl_divergence, kl_exemplars, local_contrast,
                     reconstruction_error, transition_coefficient)
 
 torch.manual_seed(0)
@@ -23,6 +23,29 @@ def test_kl_matches_monte_carlo():
     z = q.sample((400_000,))
     mc = (q.log_prob(z) - p.log_prob(z)).sum(-1).mean()
     assert kl_divergence(mu, logvar).item() == pytest.approx(mc.item(), abs=0.01)
+
+
+def test_the_exemplar_priors_kl_is_exact_for_one_centre_and_bounds_the_mixtures_from_above():
+    mu, logvar = torch.tensor([[0.7, -1.2, 0.1]], dtype=torch.float64), torch.tensor([[-0.5, 0.4, 1.1]],
+                                                                                     dtype=torch.float64)
+    assert torch.allclose(kl_exemplars(mu, logvar, torch.zeros(1, 3, dtype=torch.float64)), kl_divergence(mu, logvar))
+    centres = torch.tensor([[0.0, -1.0, 0.5], [1.5, 0.0, -0.5], [-2.0, 2.0, 2.0]], dtype=torch.float64)
+    q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
+    z = q.sample((400_000,))  # (n, 1, 3)
+    log_p = torch.distributions.Normal(centres, 1.0).log_prob(z).sum(-1).logsumexp(-1) - math.log(3)
+    mc = (q.log_prob(z).sum(-1).squeeze(1) - log_p).mean()  # the KL to the mixture itself
+    bound = kl_exemplars(mu, logvar, centres)
+    nearest = min(kl_divergence(mu - c, logvar) for c in centres)
+    assert mc.item() < bound.item() <= nearest.item() + math.log(3) + 1e-9 and nearest.item() <= bound.item() + 1e-9
+
+
+def test_the_exemplar_priors_kl_leaves_each_row_out_of_its_own_prior():
+    mu, logvar = torch.randn(4, 8), torch.randn(4, 8)
+    centres = torch.randn(4, 8)
+    left_out = kl_exemplars(mu, logvar, centres, leave_out=True)
+    for i in range(4):  # row i: the prior of the three other centres
+        others = torch.cat([centres[:i], centres[i + 1:]])
+        assert torch.allclose(left_out[i], kl_exemplars(mu[i:i + 1], logvar[i:i + 1], others)[0], atol=1e-5)
 
 
 def test_kl_grows_away_from_the_prior():

@@ -1,12 +1,14 @@
 """The fast step has the same mathematics as the spec's literal step."""
 import copy
+import math
 
 import pytest
 import torch
 
 from losses import contrast_weighted_error, image_scale
 from models import build_model, count_parameters, preset_config
-from step import Hyper, draw_noise, fake_codes, fast_step, real_reconstruction, reference_step
+from step import (Hyper, draw_noise, exemplars, fake_codes, fast_step, prior_kl, real_reconstruction,
+                  reference_step)
 
 
 def run(step_fn, model, x, noise, hp, c, memory_format):
@@ -26,7 +28,9 @@ def run(step_fn, model, x, noise, hp, c, memory_format):
     ("as", 0.6, {"fakes": "prior+arc"}), ("as", 0.6, {"fakes": "fitted+mix", "tanh": "as-only"}),
     ("vae", 1.0, {"rec_loss": "features"}), ("as", 0.6, {"rec_loss": "features", "contrast_weight": 40.0}),
     ("as", 0.6, {"acai": 0.5}), ("soft", 1.0, {"acai": 0.1, "fakes": "prior+mix", "rec_loss": "features"}),
-    ("as", 0.6, {"acai": 0.5, "critic": "net"})])
+    ("as", 0.6, {"acai": 0.5, "critic": "net"}), ("as", 0.6, {"prior": "exemplar", "tanh": "as-only"}),
+    ("vae", 1.0, {"prior": "exemplar"}), ("soft", 1.0, {"prior": "exemplar", "fakes": "prior+mix", "acai": 0.1}),
+    ("as", 0.6, {"prior": "exemplar", "tanh": "as-only", "augment": 0.5})])
 def test_fast_step_equals_reference(method, c, options):
     torch.manual_seed(0)
     options = dict(options)
@@ -178,6 +182,25 @@ def test_mixed_fakes_are_decoded_from_points_between_two_real_codes():
     fit = mu.mean(0) + noise["w"] @ (mu - mu.mean(0)) / 5 ** 0.5
     assert torch.allclose(n[4:], fit[4:], atol=1e-5)
     assert fake_codes(model.encoder, x, noise, Hyper(1.0, 0.5, 256.0, 0.0, image_scale(64))) is noise["n"]
+
+
+def test_the_exemplar_priors_fakes_are_real_codes_plus_n_and_its_kl_leaves_each_real_image_out():
+    torch.manual_seed(0)
+    model = build_model(preset_config("tiny"))
+    x = torch.rand(6, 3, 64, 64)
+    noise = draw_noise(6, 32, torch.Generator().manual_seed(1), "cpu", fakes="prior+mix")
+    hp = Hyper(1.0, 0.5, 256.0, 0.0, image_scale(64), fakes="prior+mix", prior="exemplar")
+    mu = model.encoder(x)[0].detach()
+    n = fake_codes(model.encoder, x, noise, hp)
+    assert torch.allclose(n[:3], (mu + noise["n"])[:3], atol=1e-6)  # a draw of the prior: a code plus N(0, I)
+    assert torch.allclose(n[3:], ((1 - noise["t"]) * mu + noise["t"] * mu.roll(1, 0))[3:], atol=1e-6)
+    centres = exemplars(model.encoder, x, hp)
+    assert torch.allclose(centres, mu, atol=1e-6)
+    assert exemplars(model.encoder, x, Hyper(1.0, 0.5, 256.0, 0.0, 1.0)) is None  # N(0, I) has none
+    unit = torch.zeros(6, 32)  # posteriors N(centre, I): each a component of the prior
+    assert (prior_kl(mu, unit, centres) <= math.log(6) + 1e-5).all()
+    others = -0.5 * torch.cdist(mu, mu).square() - torch.eye(6) * 1e9  # log of each other component's overlap
+    assert torch.allclose(prior_kl(mu, unit, centres, real=True), math.log(5) - others.logsumexp(1), atol=1e-4)
 
 
 @pytest.mark.parametrize("fakes", ["mix+mix", "prior+normal", "", "Prior"])

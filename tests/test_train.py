@@ -236,6 +236,20 @@ def test_acai_trains_a_critic_net_in_the_introspective_epochs_and_resume_cannot_
     assert "--acai weighs a term of the introspective game, which --method vae does not play" in capsys.readouterr().err
 
 
+def test_the_exemplar_prior_trains_and_is_refused_where_its_kl_would_see_squashed_codes(tmp_path, images12, capsys):
+    run = tmp_path / "run"
+    assert train.main(["--data", str(images12), "--epochs", "2", "--vae-epochs", "1", "--out", str(run), *TINY,
+                       "--prior", "exemplar"]) == 0
+    logged = rows(run)
+    assert all(0 < float(r["kl_real"]) < math.inf for r in logged) and logged[-1]["kl_fake"]
+    assert load_model(run / "model.pt").meta["prior"] == "exemplar"
+    for flags, message in ((["--tanh", "all"], "--prior exemplar: the KL terms must see the raw posteriors"),
+                           (["--batch-size", "1"], "--prior exemplar leaves each real image out of its own prior")):
+        with pytest.raises(SystemExit):
+            train.main(["--data", str(images12), "--out", str(tmp_path / "no"), *TINY, "--prior", "exemplar", *flags])
+        assert message in capsys.readouterr().err
+
+
 def test_the_moving_average_does_not_change_the_trained_weights(tmp_path, images12):
     """The EMA never enters a step: runs with any decay train the same weights, and with decay 0 the decoder it
     exports is the trained one (docs/STUDY.md compares the two decoders of finished runs on this ground)."""
@@ -323,6 +337,7 @@ def test_the_shipped_model_is_what_train_py_trains_with_no_flags():
                 "feature_weight", "ema_decay")
     assert {k: model.meta[k] for k in settings} == {k: getattr(args, k) for k in settings}
     assert model.meta.get("acai", 0.0) == args.acai  # the shipped model was trained before --acai existed
+    assert model.meta.get("prior", "normal") == args.prior  # and before --prior
     assert model.meta["epoch"] == args.epochs
     assert (model.meta["finished"]["steps"], model.meta["finished"]["contrast_weight"]) == \
         (args.finish_steps, args.finish_weight)
