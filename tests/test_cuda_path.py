@@ -109,10 +109,11 @@ def fake_cuda():
         yield record
 
 
-@pytest.mark.parametrize("step", ["fast", "reference"])
-def test_training_run_on_cuda_keeps_every_tensor_on_its_device(tmp_path, images12, step):
+@pytest.mark.parametrize("step,prior", [("fast", "normal"), ("reference", "normal"), ("fast", "exemplar")])
+def test_training_run_on_cuda_keeps_every_tensor_on_its_device(tmp_path, images12, step, prior):
     argv = ["--preset", "tiny", "--device", "cuda", "--data", str(images12), "--out", str(tmp_path / "run"),
-            "--epochs", "2", "--log-every", "1", "--sample-every", "1", "--step", step, "--head-norm", "on"]
+            "--epochs", "2", "--log-every", "1", "--sample-every", "1", "--step", step, "--head-norm", "on",
+            "--prior", prior]
     # The finishing with the fast step only, whose Adam is fused. The state of a non-fused Adam in fake tensors
     # crashes the process when a checkpoint copies it to the host or when it is freed after the mode; the reference
     # step's own updates get no gradients here (backward above), so its Adam keeps no state.
