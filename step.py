@@ -159,8 +159,8 @@ def fake_codes(E, x, noise, hp, mu=None):
     if sources == ["prior"] and hp.prior == "normal":
         return noise["n"]
     mu = real_means(E, x) if mu is None else mu
-    prior = noise["n"] if hp.prior == "normal" else mu + noise["n"]
-    made = {"prior": lambda: prior, "mix": lambda: codes.mix(mu, mu.roll(1, 0), noise["t"]),
+    made = {"prior": lambda: noise["n"] if hp.prior == "normal" else mu + noise["n"],
+            "mix": lambda: codes.mix(mu, mu.roll(1, 0), noise["t"]),
             "arc": lambda: codes.arc(mu, mu.roll(1, 0), noise["t"]), "fitted": lambda: codes.fitted(mu, noise["w"])}
     rows = torch.arange(len(x), device=x.device).tensor_split(len(sources))
     return torch.cat([made[source]()[r] for source, r in zip(sources, rows)])
