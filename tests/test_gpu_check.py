@@ -14,9 +14,9 @@ def test_gpu_check_runs_every_step_and_prints_one_summary(tmp_path, images12, ca
     assert gpu_check.main(["--device", "cpu", "--tiny", "--data", str(images12), "--out", str(tmp_path)]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["ok"] and summary["device"] == "cpu"
-    for name in ("bench_small", "bench_full", "train", "test", "test_shipped", "torchrun"):
+    for name in ("bench_tiny", "train", "test", "test_shipped", "torchrun"):  # (--tiny: both presets tiny, one bench)
         assert summary[name]["rc"] == 0 and summary[name]["wall_s"] > 0, name
-    bench = summary["bench_small"]["json"]  # bench.py's own summary, carried over
+    bench = summary["bench_tiny"]["json"]  # bench.py's own summary, carried over
     assert BENCH_KEYS <= set(bench)
     assert bench["max_rel_diff"] < 1e-9  # float64: the reference and the fast step have the same mathematics
     fp32 = bench.get("max_rel_diff_as_timed_fp32", bench["max_rel_diff_as_timed"])  # without bf16 autocast
