@@ -109,6 +109,9 @@ CONFIGS = {
     # the exemplar prior (Exemplar VAE): the codes' KL to their neighbours' codes, not to N(0, I), and the fakes drawn
     # around the real codes; does the decoder learn to draw new variations of a scene there?
     "exemplar-fp32": ["--prior", "exemplar", "--precision", "fp32"],
+    # every law of fakes among the codes (mix, fitted, exemplar) lost the detail that the prior's far fakes keep: half
+    # the fakes from the prior, half from walks between codes, the "beside N(0, I)"
+    "prior+mix-fp32": ["--fakes", "prior+mix", "--precision", "fp32"],
 }
 # stage -> (train.py flags, base); 13 steps of 6 images make an epoch of the 80 demo images
 STAGES = {"screen": (["--preset", "small", "--image-size", "128", "--epochs", "80"], OFFICIAL_BASE),  # 1,040 steps
