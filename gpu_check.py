@@ -105,13 +105,14 @@ def main(argv=None):
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     py = sys.executable
-    size = ["--preset", "tiny", "--image-size", "64"] if args.tiny else []
+    presets = ["tiny"] if args.tiny else ["small", "full"]  # (--tiny: one preset, so one bench)
+    size = ["--image-size", "64"] if args.tiny else []
     bench = [py, "bench.py", "--device", args.device]
     quick = ["--steps", "1", "--warmup", "1", "--loop-steps", "6"] if args.tiny else []
     summary = {"device": args.device, "torch": torch.__version__,
                "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
-    for preset in ["tiny"] if args.tiny else ["small", "full"]:  # (--tiny: one preset, so one bench)
-        step(f"bench_{preset}", bench + ["--preset", preset] + size[2:] + quick, 300, summary, out)
+    for preset in presets:
+        step(f"bench_{preset}", bench + ["--preset", preset, *size] + quick, 300, summary, out)
 
     run = out / "train"
     model = ["--preset", "tiny", "--epochs", "2", "--finish-steps", "3"] if args.tiny else []  # else the defaults
@@ -128,7 +129,7 @@ def main(argv=None):
                     "--drawn", str(8 if args.tiny else args.drawn), "--out", str(out / name)], 300, summary, out)
     summary["compare"] = {name: measures(summary[name].get("json")) for name in measured}
     step("torchrun", [py, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "train.py", "--data",
-                      args.data, "--out", str(out / "ddp"), "--device", args.device, *(size or ["--preset", "small"]),
+                      args.data, "--out", str(out / "ddp"), "--device", args.device, "--preset", presets[0], *size,
                       "--epochs", "2", "--finish-steps", "3"], 300, summary, out)
     steps = [result for result in summary.values() if isinstance(result, dict) and "rc" in result]
     summary["ok"] = all(result["rc"] == 0 for result in steps)
