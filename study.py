@@ -112,6 +112,9 @@ CONFIGS = {
     # every law of fakes among the codes (mix, fitted, exemplar) lost the detail that the prior's far fakes keep: half
     # the fakes from the prior, half from walks between codes, the issue's "beside N(0, I)"
     "prior+mix-fp32": ["--fakes", "prior+mix", "--precision", "fp32"],
+    # the two settings that passed the rule on two seeds: the mixed fakes kept the detail and the reconstructions' FD,
+    # ACAI's critic made the middles real; does the pair keep both?
+    "prior+mix-acai0.03-fp32": ["--fakes", "prior+mix", "--acai", "0.03", "--precision", "fp32"],
 }
 # stage -> (train.py flags, base); 13 steps of 6 images make an epoch of the 80 demo images
 STAGES = {"screen": (["--preset", "small", "--image-size", "128", "--epochs", "80"], OFFICIAL_BASE),  # 1,040 steps
