@@ -222,15 +222,23 @@ def export_model(path, config, encoder, decoder, meta):
                 path, keep_previous=False)
 
 
-def load_model(path, device="cpu"):
-    """An IntroVAE in eval mode from a file written by export_model."""
+def load_exported(path, device="cpu"):
+    """The contents of a file written by export_model (config, encoder, decoder, meta), checked."""
     state = safe_load(path, map_location=device)
     if state.get("format") != MODEL_FORMAT or not all(isinstance(state.get(k), dict)
                                                       for k in ("config", "encoder", "decoder")):
         hint = " (a training checkpoint: pass the model.pt beside it)" if "optimizer_e" in state else ""
         raise CheckpointError(f"{path} is not an exported model of this project{hint}")
+    if not isinstance(state.get("meta"), dict):
+        state["meta"] = {}
+    return state
+
+
+def load_model(path, device="cpu"):
+    """An IntroVAE in eval mode from a file written by export_model."""
+    state = load_exported(path, device)
     model = model_of(state["config"], path)
     load_strict(model.encoder, state["encoder"], path)
     load_strict(model.decoder, state["decoder"], path)
-    model.meta = state.get("meta") if isinstance(state.get("meta"), dict) else {}
+    model.meta = state["meta"]
     return model.to(device).eval()

@@ -87,8 +87,9 @@ class Run:
         # checkpoint.pt the previous copy: the good checkpoint.prev.pt stays
         return saved, source
 
-    def prepare(self, args, cfg, given, saved=None, source=None):
-        """Everything before the first step: the data, the Trainer (from the saved state on --resume), the logs."""
+    def prepare(self, args, cfg, given, saved=None, source=None, init=None):
+        """Everything before the first step: the data, the Trainer (from the saved state on --resume, from the
+        weights of the exported model init on --init), the logs."""
         self.args, self.cfg, self.data_dir = args, cfg, Path(args.data)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -111,6 +112,9 @@ class Run:
             if "beta_neg" in given:
                 t.hp.beta_neg = initial_beta_neg(args)
                 t.schedule = args.beta_neg if isinstance(args.beta_neg, tuple) else None
+        elif init is not None:
+            t.load_weights(init, args.init)
+            self.log(f"the encoder and decoder start from {args.init}")
         sampler = DistributedSampler(range(len(images)), num_replicas=self.world, rank=self.rank, shuffle=True,
                                      seed=args.seed, drop_last=True)
         self.batches = ImageBatches(self.images, args.batch_size, sampler, t.generator, t.memory_format)

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import distributed
-from checkpoint import CheckpointError
+from checkpoint import CheckpointError, load_exported
 from cli import Parser, file_in_the_way
 from dataset import DatasetError, check_folder
 from models import DOWNSAMPLING, PRESETS, UPSAMPLING, ModelConfig, preset_config
@@ -149,6 +149,10 @@ def parse_args(argv=None):
       "defaults: " + ", ".join(official_flag(k, v) for k, v in OFFICIAL.items()) + " (flags given beside it win)")
     a("--seed", type=int, default=0, help="random seed (default %(default)s)")
     a("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default %(default)s: CUDA if present)")
+    a("--init", default=None, metavar="MODEL", help="start the encoder and decoder from the weights of a model.pt (e.g. "
+      "saves/fantasy/model.pt, to fine-tune the shipped model on your own folder); the model's shape is the file's, "
+      "everything else starts new: optimisers, schedule (--vae-epochs 0 skips the plain VAE epochs) (default: "
+      "weights drawn at random)")
     a("--resume", action="store_true", help="go on with the run in the run folder from its checkpoint.pt (or "
       "checkpoint.prev.pt); flags given now override the saved ones")
     a("--overwrite", action="store_true", help="start a new run in a run folder that holds one, deleting that run's "
@@ -215,6 +219,10 @@ def impossible(args, given):
     yield from conflicts(args, given)
     if args.resume and args.overwrite:
         yield "--resume goes on with the run in the folder, --overwrite deletes it: give one of them"
+    if args.resume and "init" in given:
+        yield "--init starts a new run from a model's weights, --resume goes on with the run in the folder: give one"
+    if "init" in given and not Path(args.init).expanduser().is_file():
+        yield f"--init {args.init}: no such file; give a model.pt (e.g. saves/fantasy/model.pt)"
     out, blocked = Path(args.out), file_in_the_way(args.out)
     if blocked:
         yield f"--out {out}{'' if blocked == out else f': {blocked}'} is a file; give a folder for the run"
@@ -293,21 +301,39 @@ def resumed(args, given, saved, source):
                        f"{saved['epoch']} epochs; --resume can give it more finishing steps (--finish-steps), "
                        "not more epochs")
     cfg = ModelConfig.from_dict(saved["config"])
-    shape = {"preset": saved["args"]["preset"], "image_size": cfg.image_size, "z_dim": cfg.z_dim,
-             "upsample": cfg.upsample, "downsample": cfg.downsample,
-             "head_norm": "on" if cfg.head_norm else "off"}
+    check_shape(args, given, saved["args"]["preset"], cfg, f"the run in {folder}", "--resume")
+    return args, cfg
+
+
+def check_shape(args, given, preset, cfg, what, flag):
+    """Refuse flags given now that would change the shape of the saved model cfg (what: its source, flag: the flag
+    that reads it): a run goes on, or starts from a model's weights, with the networks those weights fit."""
+    shape = {"preset": preset, "image_size": cfg.image_size, "z_dim": cfg.z_dim, "upsample": cfg.upsample,
+             "downsample": cfg.downsample, "head_norm": "on" if cfg.head_norm else "off"}
     changed = [f"--{k.replace('_', '-')} {given[k]}" for k, v in shape.items() if given.get(k, v) not in (v, "auto")]
     if changed:
-        raise RunError(f"{', '.join(changed)}: the run in {folder} is a {shape['preset']} model, "
-                       f"{cfg.image_size}px, z_dim {cfg.z_dim}, {cfg.upsample} upsampling, {cfg.downsample} "
-                       f"downsampling, head norm {shape['head_norm']}; --resume cannot change its shape")
+        raise RunError(f"{', '.join(changed)}: {what} is a {preset} model, {cfg.image_size}px, z_dim {cfg.z_dim}, "
+                       f"{cfg.upsample} upsampling, {cfg.downsample} downsampling, head norm {shape['head_norm']}; "
+                       f"{flag} cannot change its shape")
     if args.acai and not cfg.critic:  # a run with a critic may go on without it (--acai 0), not the other way
-        raise RunError(f"--acai {args.acai:g}: the run in {folder} was started without --acai, so its encoder has "
-                       "no critic; --resume cannot add one")
+        raise RunError(f"--acai {args.acai:g}: {what} was trained without --acai, so its encoder has no critic; "
+                       f"{flag} cannot add one")
     if cfg.critic and given.get("critic", cfg.critic) != cfg.critic:
-        raise RunError(f"--critic {given['critic']}: the run in {folder} has a critic {cfg.critic}; --resume "
-                       "cannot change it")
-    return args, cfg
+        raise RunError(f"--critic {given['critic']}: {what} has a critic {cfg.critic}; {flag} cannot change it")
+
+
+def initial(args, given):
+    """--init: the exported model whose weights the new run starts from, and its config, which the run keeps."""
+    model = load_exported(Path(args.init).expanduser())
+    try:
+        cfg = ModelConfig.from_dict(model["config"])
+    except (TypeError, ValueError) as err:
+        raise RunError(f"--init {args.init}: a model configuration this project cannot build ({err})") from None
+    # the preset whose widths the file's are (the name in its meta may be absent from older files)
+    args.preset = next((name for name in PRESETS if preset_config(name, cfg.image_size).widths == cfg.widths),
+                       "custom")
+    check_shape(args, given, args.preset, cfg, args.init, "--init")
+    return model, cfg
 
 
 def start(args, given):
@@ -315,8 +341,11 @@ def start(args, given):
     run = Run(args)
     try:
         saved, source = run.checkpoint() if args.resume else (None, None)
+        init = None
         if saved:
             args, cfg = resumed(args, given, saved, source)
+        elif args.init:
+            init, cfg = initial(args, given)
         else:
             try:
                 cfg = preset_config(args.preset, args.image_size, args.z_dim, args.upsample, args.downsample,
@@ -324,7 +353,7 @@ def start(args, given):
                                     critic=args.critic if args.acai > 0 else "")
             except ValueError as err:
                 raise RunError(str(err))
-        run.prepare(args, cfg, given, saved, source)
+        run.prepare(args, cfg, given, saved, source, init)
     except BaseException:
         run.release()
         raise

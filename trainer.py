@@ -143,6 +143,12 @@ class Trainer:
             self.opt_f.load_state_dict(state["finish"]["optimizer"])
             self.finished = state["finish"]["step"]
 
+    def load_weights(self, model, source):
+        """--init: the weights of an exported model (export_model's dict); the optimisers start new."""
+        load_strict(self.model.encoder, model["encoder"], source)
+        load_strict(self.model.decoder, model["decoder"], source)
+        self.ema.load_state_dict(self.model.decoder.state_dict())
+
     @torch.no_grad()
     def calibrated(self, images):
         """Eval-mode copies of the encoder and EMA decoder whose BatchNorm statistics are recomputed over

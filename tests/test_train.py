@@ -192,6 +192,51 @@ def test_resume_refuses_flags_that_the_saved_run_makes_meaningless(tmp_path, ima
         assert (run / "checkpoint.pt").read_bytes() == saved
 
 
+def test_init_starts_a_new_run_from_a_models_weights_and_refuses_another_shape(tmp_path, images12, capsys):
+    """--init: the first step sees the exported model's encoder and decoder (its moving average too), with new
+    optimisers at step 0; the run is then a run like any other (saved, resumed); a shape other than the file's, a
+    training checkpoint instead of a model, a missing file or --resume beside it are refused."""
+    first, run = tmp_path / "first", tmp_path / "run"
+    assert train.main(["--data", str(images12), "--epochs", "1", "--out", str(first), *TINY]) == 0
+    exported = safe_load(first / "model.pt")
+    flags = ["--data", str(images12), "--epochs", "2", "--vae-epochs", "0", "--out", str(run), "--log-every", "1",
+             "--init", str(first / "model.pt"), "--finish-steps", "0"]  # the preset comes from the file
+    started = train.start(*train.parse_args([*flags, "--out", str(tmp_path / "peek")]))
+    try:
+        t = started.trainer
+        assert t.step == 0 and not t.opt_e.state and not t.opt_d.state
+        for part, live in (("encoder", t.model.encoder), ("decoder", t.model.decoder), ("decoder", t.ema)):
+            weights = live.state_dict()
+            assert weights.keys() == exported[part].keys()
+            assert all(torch.equal(weights[k], v) for k, v in exported[part].items()), part
+    finally:
+        started.release()
+    assert train.main(flags) == 0
+    assert [int(r["step"]) for r in rows(run)] == [1, 2, 3, 4]
+    model = load_model(run / "model.pt")
+    assert model.meta["preset"] == "tiny" and model.config == load_model(first / "model.pt").config
+    assert train.main(["--out", str(run), "--resume", "--epochs", "3"]) == 0  # on from its own checkpoint
+    assert safe_load(run / "checkpoint.pt")["step"] == 6
+
+    capsys.readouterr()
+    model_file = first / "model.pt"
+    for extra, message in ((["--z-dim", "16"], f"--z-dim 16: {model_file} is a tiny model, 64px, z_dim 32, nearest "
+                             "upsampling, average downsampling, head norm off; --init cannot change its shape"),
+                           (["--acai", "0.5"], f"--acai 0.5: {model_file} was trained without --acai, so its encoder "
+                            "has no critic; --init cannot add one")):
+        assert train.main([*flags, "--out", str(tmp_path / "refused"), *extra]) == 1
+        assert capsys.readouterr().err == f"error: {message}\n"
+    assert train.main([*flags, "--out", str(tmp_path / "refused"), "--init", str(first / "checkpoint.pt")]) == 1
+    assert "is not an exported model of this project (a training checkpoint: pass the model.pt beside it)" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "refused" / "checkpoint.pt").exists()
+    for extra, message in ((["--init", str(tmp_path / "none.pt")], f"--init {tmp_path / 'none.pt'}: no such file"),
+                           (["--resume"], "--init starts a new run from a model's weights, --resume goes on")):
+        with pytest.raises(SystemExit):  # checked with the other arguments, before anything is done
+            train.main([*flags, *extra])
+        assert message in capsys.readouterr().err
+
+
 def test_the_resampling_and_the_head_norm_are_part_of_the_saved_model(tmp_path, images12):
     """--upsample bilinear, --downsample blur and --head-norm on change no weight, only how the networks use them:
     model.pt must rebuild them so."""
@@ -229,7 +274,7 @@ def test_acai_trains_a_critic_net_in_the_introspective_epochs_and_resume_cannot_
     assert train.main(["--data", str(images12), "--epochs", "1", "--out", str(plain), *TINY]) == 0
     capsys.readouterr()
     assert train.main(["--out", str(plain), "--resume", "--epochs", "2", "--acai", "0.5"]) == 1
-    assert capsys.readouterr().err == (f"error: --acai 0.5: the run in {plain} was started without --acai, so its "
+    assert capsys.readouterr().err == (f"error: --acai 0.5: the run in {plain} was trained without --acai, so its "
                                        "encoder has no critic; --resume cannot add one\n")
     with pytest.raises(SystemExit):  # checked with the other arguments, before anything is done
         train.main(["--data", str(images12), "--out", str(tmp_path / "vae"), *TINY, "--acai", "1", "--method", "vae"])
